@@ -1,0 +1,1 @@
+//! gRPC transport for the Gamelan executor runtime and reference engine.

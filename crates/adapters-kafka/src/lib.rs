@@ -1,0 +1,1 @@
+//! Kafka transport for the Gamelan executor runtime and reference engine.

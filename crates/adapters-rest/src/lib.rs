@@ -1,0 +1,1 @@
+//! REST transport for the Gamelan executor runtime and reference engine.

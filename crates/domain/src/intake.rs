@@ -1,0 +1,164 @@
+//! Engine-side result intake: each (task, attempt) is applied exactly once.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The engine's answer to one reported result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Acceptance {
+    /// First result for the current attempt: applied.
+    Accept,
+    /// The same attempt was already applied; the repeat is ignored (at-least-once delivery).
+    AlreadyProcessed,
+    /// A newer attempt exists; this result is ignored.
+    Stale,
+}
+
+impl Acceptance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accept => "ACCEPT",
+            Self::AlreadyProcessed => "ALREADY_PROCESSED",
+            Self::Stale => "STALE",
+        }
+    }
+
+    /// Whether the executor may forget the result: every answer is final.
+    pub fn is_final(self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    #[error("no task was dispatched for run '{run_id}' node '{node_id}'")]
+    UnknownTask { run_id: String, node_id: String },
+    #[error("attempt {reported} is newer than the dispatched attempt {current}")]
+    FutureAttempt { reported: u32, current: u32 },
+    #[error("execution token does not match the dispatched attempt {attempt}")]
+    TokenMismatch { attempt: u32 },
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    attempt: u32,
+    token: String,
+    processed: bool,
+}
+
+/// Tracks, per (run, node), the attempt currently dispatched and whether its result arrived.
+#[derive(Debug, Clone, Default)]
+pub struct ResultIntake {
+    slots: HashMap<(String, String), Slot>,
+}
+
+impl ResultIntake {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `attempt` (with `token`) was dispatched; it supersedes older attempts.
+    pub fn dispatched(&mut self, run_id: &str, node_id: &str, attempt: u32, token: &str) {
+        let slot = self
+            .slots
+            .entry((run_id.to_owned(), node_id.to_owned()))
+            .or_insert_with(|| Slot {
+                attempt,
+                token: token.to_owned(),
+                processed: false,
+            });
+        if attempt >= slot.attempt {
+            *slot = Slot {
+                attempt,
+                token: token.to_owned(),
+                processed: false,
+            };
+        }
+    }
+
+    /// Decides what to do with a reported result. An empty `token` is accepted when the
+    /// dispatched token is empty too (engines that do not issue tokens).
+    pub fn report(
+        &mut self,
+        run_id: &str,
+        node_id: &str,
+        attempt: u32,
+        token: &str,
+    ) -> Result<Acceptance, IntakeError> {
+        let slot = self
+            .slots
+            .get_mut(&(run_id.to_owned(), node_id.to_owned()))
+            .ok_or_else(|| IntakeError::UnknownTask {
+                run_id: run_id.to_owned(),
+                node_id: node_id.to_owned(),
+            })?;
+        if attempt < slot.attempt {
+            return Ok(Acceptance::Stale);
+        }
+        if attempt > slot.attempt {
+            return Err(IntakeError::FutureAttempt {
+                reported: attempt,
+                current: slot.attempt,
+            });
+        }
+        if slot.token != token {
+            return Err(IntakeError::TokenMismatch { attempt });
+        }
+        if slot.processed {
+            return Ok(Acceptance::AlreadyProcessed);
+        }
+        slot.processed = true;
+        Ok(Acceptance::Accept)
+    }
+
+    /// Current attempt of a (run, node), if any was dispatched.
+    pub fn current_attempt(&self, run_id: &str, node_id: &str) -> Option<u32> {
+        self.slots
+            .get(&(run_id.to_owned(), node_id.to_owned()))
+            .map(|s| s.attempt)
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_once_then_repeat_then_stale() {
+        let mut i = ResultIntake::new();
+        i.dispatched("r", "n", 1, "t1");
+        assert_eq!(i.report("r", "n", 1, "t1"), Ok(Acceptance::Accept));
+        assert_eq!(
+            i.report("r", "n", 1, "t1"),
+            Ok(Acceptance::AlreadyProcessed)
+        );
+        i.dispatched("r", "n", 2, "t2");
+        assert_eq!(i.report("r", "n", 1, "t1"), Ok(Acceptance::Stale));
+        assert_eq!(
+            i.report("r", "n", 2, "bad"),
+            Err(IntakeError::TokenMismatch { attempt: 2 })
+        );
+        assert_eq!(
+            i.report("r", "n", 3, "t2"),
+            Err(IntakeError::FutureAttempt {
+                reported: 3,
+                current: 2
+            })
+        );
+        assert!(matches!(
+            i.report("x", "n", 1, ""),
+            Err(IntakeError::UnknownTask { .. })
+        ));
+        assert_eq!(i.report("r", "n", 2, "t2"), Ok(Acceptance::Accept));
+    }
+}

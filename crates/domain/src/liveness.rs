@@ -1,0 +1,83 @@
+//! Liveness by heartbeat: an executor is alive while its last heartbeat is recent enough.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct LivenessTracker<K> {
+    timeout: Duration,
+    last_seen: HashMap<K, Instant>,
+}
+
+impl<K: Eq + Hash + Clone> LivenessTracker<K> {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            last_seen: HashMap::new(),
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Records a heartbeat; an older timestamp than the one held never moves it back.
+    pub fn heartbeat(&mut self, key: K, now: Instant) {
+        let slot = self.last_seen.entry(key).or_insert(now);
+        if now > *slot {
+            *slot = now;
+        }
+    }
+
+    /// Alive iff `now - last heartbeat <= timeout`. Unknown keys are not alive.
+    pub fn is_alive(&self, key: &K, now: Instant) -> bool {
+        self.last_seen
+            .get(key)
+            .is_some_and(|&t| now.saturating_duration_since(t) <= self.timeout)
+    }
+
+    pub fn last_heartbeat(&self, key: &K) -> Option<Instant> {
+        self.last_seen.get(key).copied()
+    }
+
+    /// Keys whose heartbeat is older than the timeout.
+    pub fn expired(&self, now: Instant) -> Vec<K> {
+        self.last_seen
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(**t) > self.timeout)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub fn remove(&mut self, key: &K) -> bool {
+        self.last_seen.remove(key).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.last_seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last_seen.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alive_exactly_up_to_the_timeout() {
+        let t0 = Instant::now();
+        let mut l = LivenessTracker::new(Duration::from_secs(60));
+        l.heartbeat("a", t0);
+        assert!(l.is_alive(&"a", t0 + Duration::from_secs(60)));
+        assert!(!l.is_alive(&"a", t0 + Duration::from_secs(61)));
+        assert!(!l.is_alive(&"b", t0));
+        assert_eq!(l.expired(t0 + Duration::from_secs(61)), vec!["a"]);
+        l.heartbeat("a", t0 + Duration::from_secs(50));
+        l.heartbeat("a", t0);
+        assert!(l.is_alive(&"a", t0 + Duration::from_secs(100)));
+    }
+}

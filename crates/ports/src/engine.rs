@@ -1,0 +1,175 @@
+//! Engine side: what the adapters' servers call into. One [`EngineService`] serves every
+//! transport at once, so gRPC, REST and Kafka executors share queues, balancing and intake.
+
+use std::time::Duration;
+
+use gamelan_domain::{Acceptance, ErrorInfo, IntakeError, JsonObject, Task, TaskResult};
+use serde::{Deserialize, Serialize};
+
+use crate::transport::{Heartbeat, Registration};
+
+/// Where the engine pushes tasks for one connected stream. Implemented by the adapter (e.g.
+/// over a tokio unbounded channel, whose send is synchronous). Returns `false` when the
+/// stream is gone; the engine then requeues the task.
+pub trait TaskSink: Send + Sync {
+    fn deliver(&self, task: Task) -> bool;
+    fn cancel(&self, task_id: &str, reason: &str) -> bool;
+}
+
+pub type StreamId = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    pub executor_id: String,
+    pub status: String,
+    pub registered_at_ms: u64,
+}
+
+/// A task submitted by a user through the engine's API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitRequest {
+    #[serde(default)]
+    pub executor_type: Option<String>,
+    #[serde(default)]
+    pub node_type: Option<String>,
+    #[serde(default)]
+    pub input: JsonObject,
+    #[serde(default)]
+    pub configuration: JsonObject,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub node_id: Option<String>,
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Engine-side attempts for technical failures (default: the engine's policy).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskView {
+    pub task_id: String,
+    pub run_id: String,
+    pub node_id: String,
+    pub node_type: String,
+    pub status: TaskState,
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<JsonObject>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    pub submitted_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorView {
+    pub executor_id: String,
+    pub executor_type: String,
+    pub communication_type: String,
+    pub endpoint: String,
+    pub supported_node_types: Vec<String>,
+    pub max_concurrent_tasks: u32,
+    pub version: String,
+    pub alive: bool,
+    pub in_flight: u32,
+    pub status: String,
+    pub registered_at_ms: u64,
+    pub last_heartbeat_ms: u64,
+    pub completed_tasks: u64,
+    pub failed_tasks: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineStatistics {
+    pub executors: usize,
+    pub alive_executors: usize,
+    pub executors_by_type: std::collections::BTreeMap<String, usize>,
+    pub tasks_submitted: u64,
+    pub tasks_pending: u64,
+    pub tasks_in_flight: u64,
+    pub tasks_completed: u64,
+    pub tasks_failed: u64,
+    pub results_duplicate: u64,
+    pub results_stale: u64,
+    pub tasks_redispatched: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown executor '{0}'")]
+    UnknownExecutor(String),
+    #[error("unknown task '{0}'")]
+    UnknownTask(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Intake(#[from] IntakeError),
+    #[error("engine overloaded, retry after {retry_after:?}")]
+    Overloaded { retry_after: Duration },
+    #[error("engine storage failed: {0}")]
+    Storage(String),
+    #[error("engine is shutting down")]
+    ShuttingDown,
+}
+
+/// The executor-facing half of an engine plus the small user API the reference engine
+/// exposes. Every method is synchronous and thread-safe; only [`EngineService::poll`] blocks
+/// (up to `wait`), so async servers call it from a blocking thread.
+pub trait EngineService: Send + Sync {
+    fn register(&self, registration: Registration) -> Result<Registered, EngineError>;
+    fn unregister(&self, executor_id: &str) -> Result<(), EngineError>;
+    fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), EngineError>;
+
+    /// Opens a push stream: the engine delivers up to `max_in_flight` unfinished tasks to
+    /// `sink` at a time. The stream lasts until [`EngineService::detach`].
+    fn attach(
+        &self,
+        executor_id: &str,
+        max_in_flight: u32,
+        sink: std::sync::Arc<dyn TaskSink>,
+    ) -> Result<StreamId, EngineError>;
+
+    /// Closes a stream; tasks delivered on it without a result go back to their queue.
+    fn detach(&self, executor_id: &str, stream: StreamId);
+
+    /// The executor confirms it took the task (StreamTasks mode / push ack).
+    fn acknowledge(&self, task_id: &str) -> Result<(), EngineError>;
+
+    /// Long poll: returns at once when tasks are queued for the executor, else after `wait`
+    /// with an empty list.
+    fn poll(&self, executor_id: &str, max: usize, wait: Duration)
+    -> Result<Vec<Task>, EngineError>;
+
+    /// Tasks the executor hands back unstarted (shutdown): requeued at once.
+    fn release(&self, executor_id: &str, task_ids: &[String]) -> Result<(), EngineError>;
+
+    /// Result intake; one answer per result, in order.
+    fn report(&self, results: Vec<TaskResult>) -> Vec<Result<Acceptance, EngineError>>;
+
+    fn submit(&self, request: SubmitRequest) -> Result<TaskView, EngineError>;
+    fn task(&self, task_id: &str) -> Result<TaskView, EngineError>;
+    fn executors(&self) -> Vec<ExecutorView>;
+    fn executor(&self, executor_id: &str) -> Result<ExecutorView, EngineError>;
+    fn statistics(&self) -> EngineStatistics;
+}
