@@ -5,12 +5,14 @@
 //! plain thread pool and any transport can be swapped for another, or for the in-memory one
 //! in tests.
 
+pub mod auth;
 pub mod clock;
 pub mod engine;
 pub mod executor;
 pub mod metrics;
 pub mod transport;
 
+pub use auth::{AllowAll, AuthError, NoToken, TokenSource, TokenVerifier};
 pub use clock::{Clock, SystemClock};
 pub use engine::{
     EngineError, EngineService, EngineStatistics, ExecutorView, Registered, StreamId,
