@@ -167,7 +167,20 @@ pub trait EngineService: Send + Sync {
     /// Result intake; one answer per result, in order.
     fn report(&self, results: Vec<TaskResult>) -> Vec<Result<Acceptance, EngineError>>;
 
+    /// Accepts a task; on `Ok` it is durable (unless the engine runs ephemeral).
     fn submit(&self, request: SubmitRequest) -> Result<TaskView, EngineError>;
+
+    /// Accepts many tasks in one go (one durable commit for all); one answer per request.
+    fn submit_batch(&self, requests: Vec<SubmitRequest>) -> Vec<Result<TaskView, EngineError>> {
+        requests.into_iter().map(|r| self.submit(r)).collect()
+    }
+
+    /// The feed of finished tasks (COMPLETED or FAILED for good), in completion order.
+    /// Returns the entries with sequence number > `after` (at most `max`) and the cursor to
+    /// pass next time; waits up to `wait` when nothing is new. Lets clients follow thousands
+    /// of tasks without polling each one.
+    fn completions(&self, after: u64, max: usize, wait: Duration) -> (Vec<TaskView>, u64);
+
     fn task(&self, task_id: &str) -> Result<TaskView, EngineError>;
     fn executors(&self) -> Vec<ExecutorView>;
     fn executor(&self, executor_id: &str) -> Result<ExecutorView, EngineError>;
