@@ -157,8 +157,14 @@ impl RuntimeStateMachine {
                 self.executing += 1;
                 self.state = self.working_state();
             }
-            (S::Failed | S::Shutdown, E::TaskAssigned) => {
-                return Err(illegal(" (not accepting tasks)"));
+            // Intentional: a task received just before the connection loss was noticed is
+            // still admitted and executed (its result waits in the outbox); FAILED stops new
+            // receives, not work already in hand. The state stays FAILED.
+            (S::Failed, E::TaskAssigned) => {
+                self.executing += 1;
+            }
+            (S::Shutdown, E::TaskAssigned) => {
+                return Err(illegal(" (shutting down: not accepting tasks)"));
             }
             (S::Ready | S::Processing | S::Reporting | S::Failed | S::Shutdown, E::ResultReady) => {
                 if self.executing == 0 {
@@ -239,7 +245,8 @@ mod tests {
         assert!(m.apply(E::ResultReady).is_err());
         assert!(m.apply(E::ResultReported(1)).is_err());
         m.apply(E::ConnectionLost).unwrap();
-        assert!(m.apply(E::TaskAssigned).is_err());
+        assert_eq!(m.apply(E::TaskAssigned), Ok(S::Failed));
+        assert_eq!(m.apply(E::Reconnected), Ok(S::Processing));
     }
 
     #[test]
