@@ -60,21 +60,26 @@ impl ResultIntake {
     }
 
     /// Records that `attempt` (with `token`) was dispatched; it supersedes older attempts.
+    ///
+    /// Dispatching the current attempt again (a redelivery) replaces its token but keeps a
+    /// result already applied as applied: the engine de-duplicates by (task, attempt), so a
+    /// second result for the same attempt must never be accepted. A late dispatch of an
+    /// older attempt changes nothing.
     pub fn dispatched(&mut self, run_id: &str, node_id: &str, attempt: u32, token: &str) {
         let slot = self
             .slots
             .entry((run_id.to_owned(), node_id.to_owned()))
             .or_insert_with(|| Slot {
                 attempt,
-                token: token.to_owned(),
+                token: String::new(),
                 processed: false,
             });
-        if attempt >= slot.attempt {
-            *slot = Slot {
-                attempt,
-                token: token.to_owned(),
-                processed: false,
-            };
+        if attempt > slot.attempt {
+            slot.attempt = attempt;
+            slot.processed = false;
+        }
+        if attempt == slot.attempt && slot.token != token {
+            token.clone_into(&mut slot.token);
         }
     }
 
@@ -160,5 +165,23 @@ mod tests {
             Err(IntakeError::UnknownTask { .. })
         ));
         assert_eq!(i.report("r", "n", 2, "t2"), Ok(Acceptance::Accept));
+    }
+
+    #[test]
+    fn redelivered_dispatch_does_not_reopen_an_applied_attempt() {
+        let mut i = ResultIntake::new();
+        i.dispatched("r", "n", 2, "t2");
+        assert_eq!(i.report("r", "n", 2, "t2"), Ok(Acceptance::Accept));
+        i.dispatched("r", "n", 2, "t2-again");
+        assert_eq!(
+            i.report("r", "n", 2, "t2-again"),
+            Ok(Acceptance::AlreadyProcessed)
+        );
+        assert_eq!(
+            i.report("r", "n", 2, "t2"),
+            Err(IntakeError::TokenMismatch { attempt: 2 })
+        );
+        i.dispatched("r", "n", 1, "t1");
+        assert_eq!(i.current_attempt("r", "n"), Some(2));
     }
 }
