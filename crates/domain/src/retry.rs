@@ -52,8 +52,12 @@ impl RetryPolicy {
     /// reads no randomness). The result lies in `[base * (1 - jitter), base]`.
     pub fn delay(&self, n: u32, unit: f64) -> Duration {
         let base = self.base_delay(n);
-        let jitter = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
-        base.mul_f64(1.0 - jitter)
+        let fraction = unit_interval(self.jitter) * unit_interval(unit);
+        // Subtracting a cut, rather than scaling by `1 - fraction`, keeps the result at or
+        // below `base` exactly: a round trip through f64 is lossy above 2^53 ns (104 days)
+        // and `Duration::mul_f64` panics near `Duration::MAX`, both reachable from config.
+        let cut = Duration::try_from_secs_f64(base.as_secs_f64() * fraction).unwrap_or(base);
+        base.saturating_sub(cut)
     }
 
     /// Whether a task that has already been retried `retries_done` times may run again.
@@ -66,6 +70,11 @@ impl RetryPolicy {
         self.should_retry(retries_done)
             .then(|| self.delay(retries_done + 1, unit))
     }
+}
+
+/// `x` clamped into `[0, 1]`, with NaN read as 0 (no jitter rather than a surprise).
+fn unit_interval(x: f64) -> f64 {
+    if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }
 }
 
 #[cfg(test)]
@@ -92,5 +101,22 @@ mod tests {
         };
         assert_eq!(p.delay(2, 0.0), Duration::from_secs(2));
         assert_eq!(p.delay(2, 1.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn huge_caps_neither_panic_nor_overshoot() {
+        let p = RetryPolicy {
+            multiplier: 10.0,
+            max_delay: Duration::MAX,
+            jitter: 0.5,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(p.delay(40, 0.0), Duration::MAX);
+        assert!(p.delay(40, 1.0) <= Duration::MAX / 2 + Duration::from_secs(1));
+        let nan = RetryPolicy {
+            jitter: f64::NAN,
+            ..p
+        };
+        assert_eq!(nan.delay(3, 0.7), nan.base_delay(3));
     }
 }
