@@ -27,6 +27,12 @@ impl BatchPolicy {
     }
 }
 
+/// Room reserved for a batch up front. Bounded so that a huge `result.batch-size` (used to
+/// mean "flush by age only") neither aborts on `Vec::with_capacity` nor pins memory.
+fn prealloc(policy: BatchPolicy) -> usize {
+    policy.max_size.clamp(1, 1024)
+}
+
 /// A buffer that applies a [`BatchPolicy`]; the caller owns the clock and the timer.
 #[derive(Debug, Clone)]
 pub struct Batcher<T> {
@@ -39,7 +45,7 @@ impl<T> Batcher<T> {
     pub fn new(policy: BatchPolicy) -> Self {
         Self {
             policy,
-            items: Vec::with_capacity(policy.max_size.max(1)),
+            items: Vec::with_capacity(prealloc(policy)),
             oldest: None,
         }
     }
@@ -63,10 +69,7 @@ impl<T> Batcher<T> {
     /// Empties the buffer regardless of the policy (shutdown, reconnect).
     pub fn take(&mut self) -> Vec<T> {
         self.oldest = None;
-        std::mem::replace(
-            &mut self.items,
-            Vec::with_capacity(self.policy.max_size.max(1)),
-        )
+        std::mem::replace(&mut self.items, Vec::with_capacity(prealloc(self.policy)))
     }
 
     /// When the current batch falls due, if anything is waiting.
@@ -103,5 +106,21 @@ mod tests {
         assert!(b.poll(t0 + Duration::from_millis(9)).is_none());
         assert_eq!(b.poll(t0 + Duration::from_millis(10)), Some(vec![4]));
         assert!(b.poll(t0 + Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn unbounded_size_flushes_by_age_only() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(BatchPolicy {
+            max_size: usize::MAX,
+            max_age: Duration::from_millis(1),
+        });
+        for i in 0..2000 {
+            assert!(b.push(i, t0).is_none());
+        }
+        assert_eq!(
+            b.poll(t0 + Duration::from_millis(1)).map(|v| v.len()),
+            Some(2000)
+        );
     }
 }
