@@ -62,6 +62,13 @@ impl FromStr for TaskId {
         let malformed = || TaskError::MalformedId(s.to_owned());
         let (rest, attempt) = s.rsplit_once(':').ok_or_else(malformed)?;
         let (run_id, node_id) = rest.rsplit_once(':').ok_or_else(malformed)?;
+        // Only the canonical decimal form: `u32::from_str` also takes "+1" and "01", which
+        // would give one task several ids and defeat de-duplication by task id.
+        let canonical = attempt.bytes().all(|b| b.is_ascii_digit())
+            && (attempt.len() == 1 || !attempt.starts_with('0'));
+        if !canonical {
+            return Err(malformed());
+        }
         let attempt: u32 = attempt.parse().map_err(|_| malformed())?;
         if run_id.is_empty() || node_id.is_empty() {
             return Err(malformed());
@@ -185,6 +192,12 @@ mod tests {
             ":n:1".parse::<TaskId>(),
             Err(TaskError::MalformedId(_))
         ));
+        for text in ["r:n:+1", "r:n:01", "r:n:", "r:n:-1"] {
+            assert!(
+                matches!(text.parse::<TaskId>(), Err(TaskError::MalformedId(_))),
+                "{text}"
+            );
+        }
     }
 
     #[test]
