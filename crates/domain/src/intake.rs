@@ -49,9 +49,14 @@ struct Slot {
 }
 
 /// Tracks, per (run, node), the attempt currently dispatched and whether its result arrived.
+///
+/// Keyed run first, then node, so that every lookup borrows the caller's `&str` and only
+/// the first dispatch of a task allocates its keys: reports arrive once per task on the
+/// engine's hot path.
 #[derive(Debug, Clone, Default)]
 pub struct ResultIntake {
-    slots: HashMap<(String, String), Slot>,
+    runs: HashMap<String, HashMap<String, Slot>>,
+    len: usize,
 }
 
 impl ResultIntake {
@@ -66,14 +71,23 @@ impl ResultIntake {
     /// second result for the same attempt must never be accepted. A late dispatch of an
     /// older attempt changes nothing.
     pub fn dispatched(&mut self, run_id: &str, node_id: &str, attempt: u32, token: &str) {
-        let slot = self
-            .slots
-            .entry((run_id.to_owned(), node_id.to_owned()))
-            .or_insert_with(|| Slot {
+        let Some(slot) = self.slot_mut(run_id, node_id) else {
+            let slot = Slot {
                 attempt,
-                token: String::new(),
+                token: token.to_owned(),
                 processed: false,
-            });
+            };
+            if let Some(nodes) = self.runs.get_mut(run_id) {
+                nodes.insert(node_id.to_owned(), slot);
+            } else {
+                self.runs.insert(
+                    run_id.to_owned(),
+                    HashMap::from([(node_id.to_owned(), slot)]),
+                );
+            }
+            self.len += 1;
+            return;
+        };
         if attempt > slot.attempt {
             slot.attempt = attempt;
             slot.processed = false;
@@ -93,8 +107,7 @@ impl ResultIntake {
         token: &str,
     ) -> Result<Acceptance, IntakeError> {
         let slot = self
-            .slots
-            .get_mut(&(run_id.to_owned(), node_id.to_owned()))
+            .slot_mut(run_id, node_id)
             .ok_or_else(|| IntakeError::UnknownTask {
                 run_id: run_id.to_owned(),
                 node_id: node_id.to_owned(),
@@ -120,17 +133,20 @@ impl ResultIntake {
 
     /// Current attempt of a (run, node), if any was dispatched.
     pub fn current_attempt(&self, run_id: &str, node_id: &str) -> Option<u32> {
-        self.slots
-            .get(&(run_id.to_owned(), node_id.to_owned()))
-            .map(|s| s.attempt)
+        self.runs.get(run_id)?.get(node_id).map(|s| s.attempt)
     }
 
+    /// Number of tasks (run, node) ever dispatched.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len == 0
+    }
+
+    fn slot_mut(&mut self, run_id: &str, node_id: &str) -> Option<&mut Slot> {
+        self.runs.get_mut(run_id)?.get_mut(node_id)
     }
 }
 
