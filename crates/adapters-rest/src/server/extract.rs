@@ -1,0 +1,163 @@
+//! Extractors whose refusals are [`ApiError`]s: axum's own answer plain text with statuses
+//! of their choosing, while every client of this API gets a JSON body naming the problem.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use super::Shared;
+use super::error::ApiError;
+
+/// A JSON request body decoded with the offending field's path in the error.
+pub(crate) struct JsonBody<T>(pub T);
+
+/// Like [`JsonBody`], but an empty body means `T::default()`.
+pub(crate) struct OptionalJsonBody<T>(pub T);
+
+/// The raw body, size-checked; for endpoints that decode in several steps.
+pub(crate) struct RawBody(pub Bytes);
+
+pub(crate) struct ApiPath<T>(pub T);
+
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl FromRequest<Shared> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Shared) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "request body exceeds the limit of {} bytes",
+                        state.settings.max_body_bytes
+                    ),
+                ))
+            }
+            Err(rejection) => Err(ApiError::bad_request(
+                "unreadable_body",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest<Shared> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Shared) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        decode_json(&bytes).map(Self)
+    }
+}
+
+impl<T: DeserializeOwned + Default> FromRequest<Shared> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Shared) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        decode_json(&bytes).map(Self)
+    }
+}
+
+impl<T: DeserializeOwned + Send> FromRequestParts<Shared> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| Self(v))
+            .map_err(|r| ApiError::bad_request("invalid_path", r.body_text()))
+    }
+}
+
+impl<T: DeserializeOwned> FromRequestParts<Shared> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Self(v))
+            .map_err(|r| ApiError::bad_request("invalid_query", r.body_text()))
+    }
+}
+
+/// Decodes one JSON document; syntax errors are `malformed_json`, shape errors
+/// `invalid_field` with the path of the field (`[2].status`, `maxConcurrentTasks`).
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
+    de.end().map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("unexpected data after the JSON value: {e}"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// Decodes one already-parsed value (an element of a batch), naming the field on failure.
+pub(crate) fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| describe(&e.path().to_string(), e.inner()))
+}
+
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    match inner.classify() {
+        Category::Data => ApiError::bad_request("invalid_field", describe(&path, &inner)),
+        Category::Io | Category::Syntax | Category::Eof => ApiError::bad_request(
+            "malformed_json",
+            format!("request body is not valid JSON: {inner}"),
+        ),
+    }
+}
+
+fn describe(path: &str, inner: &serde_json::Error) -> String {
+    if path == "." || path.is_empty() {
+        inner.to_string()
+    } else {
+        format!("field '{path}': {inner}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Shape {
+        #[allow(dead_code)]
+        max_concurrent_tasks: u32,
+    }
+
+    #[test]
+    fn errors_name_the_field_or_the_syntax_problem() {
+        let e = decode_json::<Shape>(br#"{"maxConcurrentTasks":"ten"}"#).unwrap_err();
+        assert_eq!(e.code, "invalid_field");
+        assert!(e.message.contains("maxConcurrentTasks"), "{}", e.message);
+        let e = decode_json::<Shape>(b"{}").unwrap_err();
+        assert_eq!(e.code, "invalid_field");
+        assert!(e.message.contains("maxConcurrentTasks"), "{}", e.message);
+        let e = decode_json::<Shape>(b"{\"maxConc").unwrap_err();
+        assert_eq!(e.code, "malformed_json");
+        let e = decode_json::<Shape>(br#"{"maxConcurrentTasks":1} x"#).unwrap_err();
+        assert_eq!(e.code, "malformed_json");
+    }
+}
