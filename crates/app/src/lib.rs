@@ -1,2 +1,8 @@
 //! The Gamelan executor runtime, the reference engine and everything the `gamelan` command
 //! runs. Transports are chosen with the `grpc`, `kafka` and `rest` cargo features.
+pub mod config;
+pub mod engine;
+pub mod executors;
+pub mod observability;
+pub mod runtime;
+pub mod sdk;

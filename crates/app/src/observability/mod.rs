@@ -1,0 +1,8 @@
+//! What an operator sees: health endpoints, Prometheus metrics, log categories.
+
+pub mod http;
+pub mod logging;
+pub mod metrics;
+
+pub use http::{HealthSource, HttpServer};
+pub use metrics::RuntimeMetrics;

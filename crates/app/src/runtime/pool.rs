@@ -1,0 +1,639 @@
+//! The worker pool: a fixed set of threads fed through a crossbeam channel, with a bounded
+//! admission queue, a global parallelism limit and a per-executor-type limit.
+//!
+//! Tasks are admitted into per-type pending queues; a task moves to the shared ready channel
+//! only once both its type and the pool have a free permit, so a slow executor type can
+//! never occupy every thread. Admission beyond the queue bound is refused (backpressure),
+//! never dropped. Retries wait in the [`DelayQueue`], not on a worker thread.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use gamelan_domain::{ExecutionError, ExecutorMetadata, RetryPolicy, Task, TaskResult};
+use gamelan_ports::{CancellationToken, Clock, ExecutionContext, WorkflowExecutor};
+
+use super::timer::DelayQueue;
+
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// `thread-pool-size` / `task.dispatch-threads`.
+    pub threads: usize,
+    /// `queue-size` / `task.queue-size`: tasks admitted but not yet started.
+    pub queue_size: usize,
+    /// `runtime.max-parallel-tasks`.
+    pub max_parallel: usize,
+    pub retry: RetryPolicy,
+    /// Used when a task carries no `timeout_seconds` (`engine.request-timeout`).
+    pub default_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            threads: 10,
+            queue_size: 1000,
+            max_parallel: 50,
+            retry: RetryPolicy::default(),
+            default_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// An executor as the pool runs it.
+pub struct Hosted {
+    pub meta: ExecutorMetadata,
+    pub executor: Arc<dyn WorkflowExecutor>,
+}
+
+/// A task in the pool's hands. `route` names the transport it came from, which is where
+/// its result goes back.
+pub struct Job {
+    pub task: Arc<Task>,
+    pub exec: usize,
+    pub route: usize,
+    pub retries: u32,
+    pub received: Instant,
+    cancel: CancellationToken,
+}
+
+impl Job {
+    pub fn new(task: Task, exec: usize, route: usize, received: Instant) -> Self {
+        Self {
+            task: Arc::new(task),
+            exec,
+            route,
+            retries: 0,
+            received,
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+/// A task handed back unstarted (or abandoned at the drain deadline) at shutdown.
+pub struct HandedBack {
+    pub route: usize,
+    pub task: Arc<Task>,
+}
+
+/// A final result leaving the pool.
+pub struct Finished {
+    pub route: usize,
+    pub exec: usize,
+    pub result: TaskResult,
+    /// From admission to result, retries included.
+    pub duration: Duration,
+}
+
+pub type FinishHook = Box<dyn Fn(Finished) + Send + Sync>;
+
+enum Msg {
+    Run(Job),
+    Stop,
+}
+
+struct Sched {
+    pending: Vec<VecDeque<Job>>,
+    running: Vec<usize>,
+    running_total: usize,
+    rr: usize,
+    closed: bool,
+}
+
+enum SlotState {
+    Idle,
+    Running {
+        task: Arc<Task>,
+        exec: usize,
+        route: usize,
+        received: Instant,
+        deadline: Instant,
+        cancel: CancellationToken,
+    },
+    /// The watchdog or shutdown took the task away; the worker must drop its result.
+    Taken,
+}
+
+struct Slot(Mutex<SlotState>);
+
+struct Shared {
+    settings: PoolSettings,
+    hosted: Arc<[Hosted]>,
+    limits: Vec<usize>,
+    sched: Mutex<Sched>,
+    idle: Condvar,
+    ready_tx: Sender<Msg>,
+    ready_rx: Receiver<Msg>,
+    /// Admitted, not yet started (pending queues + ready channel).
+    waiting: AtomicUsize,
+    retries: DelayQueue<Job>,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    on_finish: FinishHook,
+    clock: Arc<dyn Clock>,
+    random: RandomState,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic never happens while these locks are held (executors run outside them), so a
+    // poisoned lock still guards consistent data.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why a task was not admitted; the task comes back so nothing is lost.
+pub enum Refused {
+    Full(Job),
+    Closed(Job),
+}
+
+impl Refused {
+    pub fn into_job(self) -> Job {
+        match self {
+            Self::Full(j) | Self::Closed(j) => j,
+        }
+    }
+}
+
+pub struct WorkerPool {
+    shared: Arc<Shared>,
+    timer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl WorkerPool {
+    pub fn start(
+        settings: PoolSettings,
+        hosted: Arc<[Hosted]>,
+        clock: Arc<dyn Clock>,
+        on_finish: FinishHook,
+    ) -> Self {
+        let settings = PoolSettings {
+            threads: settings.threads.max(1),
+            queue_size: settings.queue_size.max(1),
+            max_parallel: settings.max_parallel.max(1),
+            ..settings
+        };
+        let (ready_tx, ready_rx) = unbounded();
+        let n = hosted.len();
+        let limits = hosted
+            .iter()
+            .map(|h| usize::try_from(h.meta.max_concurrent_tasks.max(1)).unwrap_or(usize::MAX))
+            .collect();
+        let shared = Arc::new(Shared {
+            sched: Mutex::new(Sched {
+                pending: (0..n).map(|_| VecDeque::new()).collect(),
+                running: vec![0; n],
+                running_total: 0,
+                rr: 0,
+                closed: false,
+            }),
+            limits,
+            idle: Condvar::new(),
+            ready_tx,
+            ready_rx,
+            waiting: AtomicUsize::new(0),
+            retries: DelayQueue::new(),
+            slots: Mutex::new(Vec::new()),
+            workers: Mutex::new(Vec::new()),
+            on_finish,
+            clock,
+            random: RandomState::new(),
+            hosted,
+            settings,
+        });
+        for _ in 0..shared.settings.threads {
+            spawn_worker(&shared);
+        }
+        let timer_shared = Arc::clone(&shared);
+        let timer = thread::Builder::new()
+            .name("gamelan-watchdog".into())
+            .spawn(move || watchdog(&timer_shared))
+            .ok();
+        Self {
+            shared,
+            timer: Mutex::new(timer),
+        }
+    }
+
+    /// How many more tasks may be admitted right now: the transport asks the engine for no
+    /// more than this (0 = backpressure).
+    pub fn credit(&self) -> usize {
+        let held = self.shared.waiting.load(Ordering::Acquire) + self.shared.retries.len();
+        self.shared.settings.queue_size.saturating_sub(held)
+    }
+
+    /// Admits a task or hands it back. Never blocks beyond a short lock.
+    pub fn submit(&self, job: Job) -> Result<(), Refused> {
+        let s = &self.shared;
+        let mut sched = lock(&s.sched);
+        if sched.closed {
+            return Err(Refused::Closed(job));
+        }
+        if s.waiting.load(Ordering::Acquire) + s.retries.len() >= s.settings.queue_size {
+            return Err(Refused::Full(job));
+        }
+        s.waiting.fetch_add(1, Ordering::AcqRel);
+        s.enqueue(&mut sched, job);
+        Ok(())
+    }
+
+    /// Cancels a task wherever it is: a waiting task finishes at once as CANCELLED, a
+    /// running one sees its token cancelled (the executor decides how fast it stops).
+    pub fn cancel(&self, task_id: &str, reason: &str) -> bool {
+        let s = &self.shared;
+        let found = {
+            let mut sched = lock(&s.sched);
+            let mut found = None;
+            for q in &mut sched.pending {
+                if let Some(pos) = q.iter().position(|j| j.task.task_id == task_id) {
+                    found = q.remove(pos);
+                    break;
+                }
+            }
+            found
+        };
+        if let Some(job) = found {
+            s.waiting.fetch_sub(1, Ordering::AcqRel);
+            let err = ExecutionError::Cancelled(reason.to_owned());
+            s.deliver(&job, Err(err));
+            return true;
+        }
+        if let Some(job) = s.retries.remove_where(|j| j.task.task_id == task_id) {
+            s.deliver(&job, Err(ExecutionError::Cancelled(reason.to_owned())));
+            return true;
+        }
+        for slot in lock(&s.slots).iter() {
+            if let SlotState::Running { task, cancel, .. } = &*lock(&slot.0)
+                && task.task_id == task_id
+            {
+                cancel.cancel();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Tasks admitted and not yet started, per hosted executor (index order).
+    pub fn queued_by_executor(&self) -> Vec<usize> {
+        lock(&self.shared.sched)
+            .pending
+            .iter()
+            .map(VecDeque::len)
+            .collect()
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting.load(Ordering::Acquire)
+    }
+
+    pub fn running(&self) -> usize {
+        lock(&self.shared.sched).running_total
+    }
+
+    /// Tasks dispatched or executing, per hosted executor (index order).
+    pub fn running_by_executor(&self) -> Vec<usize> {
+        lock(&self.shared.sched).running.clone()
+    }
+
+    pub fn retrying(&self) -> usize {
+        self.shared.retries.len()
+    }
+
+    /// First half of a graceful stop: refuse new tasks and take back every task not
+    /// started, including those waiting for a retry, so the engine can redispatch them at
+    /// once.
+    pub fn close(&self) -> Vec<HandedBack> {
+        let s = &self.shared;
+        let back = |j: Job| HandedBack {
+            route: j.route,
+            task: j.task,
+        };
+        let mut handback = Vec::new();
+        {
+            let mut sched = lock(&s.sched);
+            sched.closed = true;
+            for q in &mut sched.pending {
+                handback.extend(q.drain(..).map(back));
+            }
+            while let Ok(msg) = s.ready_rx.try_recv() {
+                if let Msg::Run(job) = msg {
+                    sched.running[job.exec] -= 1;
+                    sched.running_total -= 1;
+                    handback.push(back(job));
+                }
+            }
+            s.waiting.store(0, Ordering::Release);
+            if sched.running_total == 0 {
+                s.idle.notify_all();
+            }
+        }
+        handback.extend(s.retries.drain().into_iter().map(back));
+        handback
+    }
+
+    /// Second half: let running tasks finish until `drain` passes, then take back those
+    /// still running (their late results are dropped) and stop the threads.
+    pub fn drain(&self, drain: Duration) -> Vec<HandedBack> {
+        let s = Arc::clone(&self.shared);
+        let mut handback = self.close();
+        let deadline = Instant::now() + drain;
+        {
+            let mut sched = lock(&s.sched);
+            while sched.running_total > 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                sched = s
+                    .idle
+                    .wait_timeout(sched, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+        for slot in lock(&s.slots).iter() {
+            let mut st = lock(&slot.0);
+            if let SlotState::Running {
+                task,
+                cancel,
+                exec,
+                route,
+                ..
+            } = std::mem::replace(&mut *st, SlotState::Taken)
+            {
+                cancel.cancel();
+                handback.push(HandedBack { route, task });
+                drop(st);
+                s.release(exec);
+            } else if !matches!(*st, SlotState::Taken) {
+                *st = SlotState::Idle;
+            }
+        }
+        let workers = std::mem::take(&mut *lock(&s.workers));
+        for _ in 0..workers.len() {
+            let _ = s.ready_tx.send(Msg::Stop);
+        }
+        s.retries.stop();
+        if let Some(t) = lock(&self.timer).take() {
+            let _ = t.join();
+        }
+        for w in workers {
+            // Workers stuck in an executor past the drain deadline are left to finish alone:
+            // their results are dropped and the process can still exit.
+            if w.is_finished() {
+                let _ = w.join();
+            }
+        }
+        handback
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        if lock(&self.timer).is_some() {
+            let s = &self.shared;
+            lock(&s.sched).closed = true;
+            for _ in 0..lock(&s.workers).len() {
+                let _ = s.ready_tx.send(Msg::Stop);
+            }
+            s.retries.stop();
+        }
+    }
+}
+
+impl Shared {
+    /// Puts an admitted job on the ready channel if permits allow, else in its queue.
+    fn enqueue(&self, sched: &mut Sched, job: Job) {
+        let e = job.exec;
+        if sched.pending[e].is_empty()
+            && sched.running[e] < self.limits[e]
+            && sched.running_total < self.settings.max_parallel
+        {
+            sched.running[e] += 1;
+            sched.running_total += 1;
+            let _ = self.ready_tx.send(Msg::Run(job));
+        } else {
+            sched.pending[e].push_back(job);
+        }
+    }
+
+    /// Frees the permits of a finished task and moves waiting tasks into the freed room,
+    /// round-robin across executor types.
+    fn release(&self, exec: usize) {
+        let mut sched = lock(&self.sched);
+        sched.running[exec] -= 1;
+        sched.running_total -= 1;
+        let n = sched.pending.len();
+        let mut misses = 0;
+        while sched.running_total < self.settings.max_parallel && misses < n && !sched.closed {
+            let e = sched.rr % n;
+            sched.rr = sched.rr.wrapping_add(1);
+            if sched.running[e] < self.limits[e]
+                && let Some(job) = sched.pending[e].pop_front()
+            {
+                sched.running[e] += 1;
+                sched.running_total += 1;
+                let _ = self.ready_tx.send(Msg::Run(job));
+                misses = 0;
+            } else {
+                misses += 1;
+            }
+        }
+        if sched.running_total == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    fn deliver(&self, job: &Job, outcome: Result<gamelan_domain::JsonObject, ExecutionError>) {
+        let now_ms = self.clock.epoch_millis();
+        let result = match outcome {
+            Ok(output) => TaskResult::completed(&job.task, output, now_ms),
+            Err(err) => {
+                let target = "gamelan.executor.error";
+                log::warn!(target: target, "task {} failed: {err}", job.task.task_id);
+                TaskResult::failed(&job.task, err.to_error_info(), now_ms)
+            }
+        };
+        (self.on_finish)(Finished {
+            route: job.route,
+            exec: job.exec,
+            result,
+            duration: job.received.elapsed(),
+        });
+    }
+
+    fn unit_random(&self) -> f64 {
+        let bits = self.random.hash_one(Instant::now()) >> 11;
+        bits as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn spawn_worker(shared: &Arc<Shared>) {
+    let slot = Arc::new(Slot(Mutex::new(SlotState::Idle)));
+    lock(&shared.slots).push(Arc::clone(&slot));
+    let s = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("gamelan-worker".into())
+        .spawn(move || worker(&s, &slot));
+    match spawned {
+        Ok(handle) => lock(&shared.workers).push(handle),
+        Err(e) => log::error!(target: "gamelan.executor.runtime", "cannot spawn worker: {e}"),
+    }
+}
+
+fn worker(s: &Arc<Shared>, slot: &Arc<Slot>) {
+    while let Ok(Msg::Run(job)) = s.ready_rx.recv() {
+        s.waiting.fetch_sub(1, Ordering::AcqRel);
+        if !run(s, slot, job) {
+            // The watchdog took this task and started a replacement thread: retire.
+            lock(&s.slots).retain(|x| !Arc::ptr_eq(x, slot));
+            return;
+        }
+    }
+}
+
+/// Runs one job; returns false when the task was taken away while running.
+fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
+    let hosted = &s.hosted[job.exec];
+    let timeout = job
+        .task
+        .timeout_seconds
+        .map_or(s.settings.default_timeout, Duration::from_secs);
+    let deadline = Instant::now() + timeout;
+    *lock(&slot.0) = SlotState::Running {
+        task: Arc::clone(&job.task),
+        exec: job.exec,
+        route: job.route,
+        received: job.received,
+        deadline,
+        cancel: job.cancel.clone(),
+    };
+    s.retries.hint(deadline);
+    let ctx = ExecutionContext::new(job.cancel.clone(), deadline, job.retries);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        hosted.executor.execute(&job.task, &ctx)
+    }));
+    {
+        let mut st = lock(&slot.0);
+        if matches!(*st, SlotState::Taken) {
+            *st = SlotState::Idle;
+            return false;
+        }
+        *st = SlotState::Idle;
+    }
+    let outcome = match outcome {
+        Ok(r) => r,
+        Err(payload) => Err(ExecutionError::Panic(panic_message(payload.as_ref()))),
+    };
+    match outcome {
+        Err(err) if err.is_retryable() => {
+            if let Some(delay) = s.settings.retry.next_delay(job.retries, s.unit_random()) {
+                log::info!(
+                    target: "gamelan.executor.task",
+                    "task {} failed ({err}); retry {} in {delay:?}",
+                    job.task.task_id,
+                    job.retries + 1
+                );
+                job.retries += 1;
+                let exec = job.exec;
+                s.retries.schedule(Instant::now() + delay, job);
+                s.release(exec);
+            } else {
+                let err = match err {
+                    ExecutionError::Technical { code, message } => ExecutionError::Technical {
+                        code,
+                        message: format!("{message} (after {} retries)", job.retries),
+                    },
+                    other => other,
+                };
+                s.deliver(&job, Err(err));
+                s.release(job.exec);
+            }
+        }
+        other => {
+            s.deliver(&job, other);
+            s.release(job.exec);
+        }
+    }
+    true
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// Fires timeouts and re-admits due retries.
+fn watchdog(s: &Arc<Shared>) {
+    loop {
+        let next = lock(&s.slots)
+            .iter()
+            .filter_map(|slot| match &*lock(&slot.0) {
+                SlotState::Running { deadline, .. } => Some(*deadline),
+                _ => None,
+            })
+            .min();
+        let Some(due) = s.retries.wait_due(next) else {
+            return;
+        };
+        for job in due {
+            let mut sched = lock(&s.sched);
+            if sched.closed {
+                drop(sched);
+                // Shutdown raced with the retry: hand it to the drain via the queue.
+                s.retries.schedule(Instant::now(), job);
+                break;
+            }
+            s.waiting.fetch_add(1, Ordering::AcqRel);
+            s.enqueue(&mut sched, job);
+        }
+        fire_timeouts(s);
+    }
+}
+
+fn fire_timeouts(s: &Arc<Shared>) {
+    let now = Instant::now();
+    let mut expired = Vec::new();
+    for slot in lock(&s.slots).iter() {
+        let mut st = lock(&slot.0);
+        if matches!(&*st, SlotState::Running { deadline, .. } if *deadline <= now)
+            && let SlotState::Running {
+                task,
+                exec,
+                route,
+                received,
+                deadline,
+                cancel,
+            } = std::mem::replace(&mut *st, SlotState::Taken)
+        {
+            cancel.cancel();
+            expired.push((task, exec, route, received, deadline));
+        }
+    }
+    for (task, exec, route, received, deadline) in expired {
+        let timeout = deadline
+            .saturating_duration_since(received)
+            .max(Duration::ZERO);
+        let err = ExecutionError::Timeout(timeout);
+        log::warn!(target: "gamelan.executor.error", "task {} timed out", task.task_id);
+        let result = TaskResult::failed(&task, err.to_error_info(), s.clock.epoch_millis());
+        (s.on_finish)(Finished {
+            route,
+            exec,
+            result,
+            duration: received.elapsed(),
+        });
+        s.release(exec);
+        // The stuck thread retires when its executor returns; keep the pool at full size.
+        spawn_worker(s);
+    }
+}
