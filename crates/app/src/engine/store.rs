@@ -1,0 +1,248 @@
+//! Durability: accepted tasks and final results in an embedded redb database, written by one
+//! group-commit thread.
+//!
+//! Every state change that must survive a restart is queued here, in the order the engine
+//! made it (the queue is fed under the engine lock). The writer drains whatever has queued
+//! up, applies it in one write transaction and commits once, so thousands of submissions
+//! share one fsync. A caller that must not answer before its writes are durable queues a
+//! [`WriteOp::Barrier`] after them and waits on it: the barrier is answered after the commit
+//! of its group, and every earlier write is in that group or an earlier one.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use gamelan_domain::{ErrorInfo, JsonObject, Task};
+use gamelan_ports::{EngineError, TaskState};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
+const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
+/// Name of the database file under the data directory.
+pub(super) const FILE_NAME: &str = "engine.redb";
+/// Upper bound of writes per transaction, so one commit never holds an unbounded batch.
+const MAX_GROUP: usize = 16_384;
+
+/// A task as stored: the current attempt plus what the retry rule needs.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StoredTask {
+    pub task: Task,
+    pub retries: u32,
+    pub max_retries: u32,
+    pub submitted_at_ms: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredTaskRef<'a> {
+    task: &'a Task,
+    retries: u32,
+    max_retries: u32,
+    submitted_at_ms: u64,
+}
+
+/// The final result of a task, with its place in the completion feed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StoredOutcome {
+    pub seq: u64,
+    pub status: TaskState,
+    pub attempt: u32,
+    pub execution_token: String,
+    #[serde(default)]
+    pub executor_id: Option<String>,
+    #[serde(default)]
+    pub output: Option<JsonObject>,
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
+    pub completed_at_ms: u64,
+}
+
+pub(super) enum WriteOp {
+    Task {
+        key: u64,
+        task: Arc<Task>,
+        retries: u32,
+        max_retries: u32,
+        submitted_at_ms: u64,
+    },
+    Outcome {
+        key: u64,
+        outcome: StoredOutcome,
+    },
+    Barrier(Sender<Result<(), String>>),
+}
+
+/// What a previous run left behind.
+#[derive(Debug, Default)]
+pub(super) struct Loaded {
+    pub tasks: Vec<(u64, StoredTask)>,
+    pub outcomes: HashMap<u64, StoredOutcome>,
+}
+
+fn storage(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Storage(e.to_string())
+}
+
+/// Opens (or creates) the database under `dir` and reads everything back.
+pub(super) fn open(dir: &Path) -> Result<(Database, Loaded), EngineError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| storage(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(FILE_NAME);
+    let db = Database::create(&path)
+        .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
+    // Create the tables on first use so a read never meets a missing table.
+    let txn = db.begin_write().map_err(storage)?;
+    txn.open_table(TASKS).map_err(storage)?;
+    txn.open_table(OUTCOMES).map_err(storage)?;
+    txn.commit().map_err(storage)?;
+
+    let mut loaded = Loaded::default();
+    let txn = db.begin_read().map_err(storage)?;
+    let tasks = txn.open_table(TASKS).map_err(storage)?;
+    for entry in tasks.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let stored: StoredTask = serde_json::from_slice(value.value())
+            .map_err(|e| storage(format!("task {} is unreadable: {e}", key.value())))?;
+        loaded.tasks.push((key.value(), stored));
+    }
+    let outcomes = txn.open_table(OUTCOMES).map_err(storage)?;
+    for entry in outcomes.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let stored: StoredOutcome = serde_json::from_slice(value.value())
+            .map_err(|e| storage(format!("result {} is unreadable: {e}", key.value())))?;
+        loaded.outcomes.insert(key.value(), stored);
+    }
+    Ok((db, loaded))
+}
+
+/// Starts the group-commit writer; it ends when every sender is dropped and the queue is
+/// drained, then closes the database.
+pub(super) fn spawn_writer(db: Database) -> Result<(Sender<WriteOp>, JoinHandle<()>), EngineError> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let handle = std::thread::Builder::new()
+        .name("gamelan-engine-store".into())
+        .spawn(move || writer_loop(&db, &rx))
+        .map_err(storage)?;
+    Ok((tx, handle))
+}
+
+fn writer_loop(db: &Database, rx: &Receiver<WriteOp>) {
+    let mut group = Vec::with_capacity(1024);
+    let mut buf = Vec::with_capacity(512);
+    while let Ok(first) = rx.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => group.push(op),
+                Err(_) => break,
+            }
+        }
+        let outcome = commit(db, &group, &mut buf);
+        if let Err(e) = &outcome {
+            log::error!(target: "gamelan.engine", "engine store commit failed: {e}");
+        }
+        for op in group.drain(..) {
+            if let WriteOp::Barrier(done) = op {
+                // The waiter may have gone (its thread ended): nothing to tell then.
+                let _ = done.send(outcome.clone());
+            }
+        }
+    }
+}
+
+fn commit(db: &Database, group: &[WriteOp], buf: &mut Vec<u8>) -> Result<(), String> {
+    if group.iter().all(|op| matches!(op, WriteOp::Barrier(_))) {
+        return Ok(());
+    }
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    {
+        let mut tasks = txn.open_table(TASKS).map_err(|e| e.to_string())?;
+        let mut outcomes = txn.open_table(OUTCOMES).map_err(|e| e.to_string())?;
+        for op in group {
+            buf.clear();
+            match op {
+                WriteOp::Task {
+                    key,
+                    task,
+                    retries,
+                    max_retries,
+                    submitted_at_ms,
+                } => {
+                    let stored = StoredTaskRef {
+                        task,
+                        retries: *retries,
+                        max_retries: *max_retries,
+                        submitted_at_ms: *submitted_at_ms,
+                    };
+                    serde_json::to_writer(&mut *buf, &stored).map_err(|e| e.to_string())?;
+                    tasks
+                        .insert(*key, buf.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+                WriteOp::Outcome { key, outcome } => {
+                    serde_json::to_writer(&mut *buf, outcome).map_err(|e| e.to_string())?;
+                    outcomes
+                        .insert(*key, buf.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+                WriteOp::Barrier(_) => {}
+            }
+        }
+    }
+    txn.commit().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_survive_reopen_and_barrier_follows_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, loaded) = open(dir.path()).unwrap();
+        assert!(loaded.tasks.is_empty() && loaded.outcomes.is_empty());
+        let (tx, handle) = spawn_writer(db).unwrap();
+        let mut task = Task::new("r", "n", "echo", 1);
+        task.context.insert("a".into(), 1.into());
+        tx.send(WriteOp::Task {
+            key: 7,
+            task: Arc::new(task.clone()),
+            retries: 0,
+            max_retries: 3,
+            submitted_at_ms: 5,
+        })
+        .unwrap();
+        tx.send(WriteOp::Outcome {
+            key: 7,
+            outcome: StoredOutcome {
+                seq: 1,
+                status: TaskState::Completed,
+                attempt: 1,
+                execution_token: "t".into(),
+                executor_id: Some("e".into()),
+                output: Some(JsonObject::new()),
+                error: None,
+                completed_at_ms: 9,
+            },
+        })
+        .unwrap();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        tx.send(WriteOp::Barrier(done_tx)).unwrap();
+        assert_eq!(done_rx.recv().unwrap(), Ok(()));
+        drop(tx);
+        handle.join().unwrap();
+
+        let (_db, loaded) = open(dir.path()).unwrap();
+        assert_eq!(loaded.tasks.len(), 1);
+        assert_eq!(loaded.tasks[0].0, 7);
+        assert_eq!(loaded.tasks[0].1.task, task);
+        assert_eq!(loaded.tasks[0].1.max_retries, 3);
+        assert_eq!(loaded.outcomes[&7].seq, 1);
+        assert_eq!(loaded.outcomes[&7].status, TaskState::Completed);
+    }
+}
