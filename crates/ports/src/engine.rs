@@ -11,6 +11,11 @@ use crate::transport::{Heartbeat, Registration};
 /// Where the engine pushes tasks for one connected stream. Implemented by the adapter (e.g.
 /// over a tokio unbounded channel, whose send is synchronous). Returns `false` when the
 /// stream is gone; the engine then requeues the task.
+///
+/// `deliver` and `cancel` must not block: hand the message to a channel or queue and
+/// return. The engine calls them on the thread of whichever operation made room or work (a
+/// submission, a result report, a heartbeat), so a slow sink would slow every caller. The
+/// engine holds no lock while calling them, so a sink may call back into the engine.
 pub trait TaskSink: Send + Sync {
     fn deliver(&self, task: Task) -> bool;
     fn cancel(&self, task_id: &str, reason: &str) -> bool;
