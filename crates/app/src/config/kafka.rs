@@ -1,0 +1,270 @@
+//! Kafka settings shared by the executor (`gamelan.executor.kafka.*`) and the engine
+//! (`gamelan.engine.kafka.*`): broker list, consumer group, topic names, and any other key
+//! passed to the Kafka client library as a property.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::schema::{Family, Key, Suspicion};
+use super::secret::{MASK, is_secret_key};
+use super::value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSettings {
+    /// `kafka.bootstrap-servers`: comma-separated `host:port` (default `localhost:9092`).
+    pub bootstrap_servers: String,
+    /// `kafka.group-id`. Unset: one group per executor type, so instances of a type share
+    /// the partitions of the task topic.
+    pub group_id: Option<String>,
+    pub topics: KafkaTopics,
+    /// `kafka.partitions`: partitions for topics this process creates (default 4).
+    pub partitions: u32,
+    /// `kafka.replication-factor` for topics this process creates (default 1).
+    pub replication_factor: u16,
+    /// Every other `kafka.*` key, handed to the client library as is
+    /// (`kafka.security.protocol`, `kafka.sasl.password`, ...), applied after the typed ones.
+    pub properties: KafkaProperties,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "localhost:9092".into(),
+            group_id: None,
+            topics: KafkaTopics::default(),
+            partitions: 4,
+            replication_factor: 1,
+            properties: KafkaProperties::default(),
+        }
+    }
+}
+
+/// Topic names (DESIGN.md section 4), each configurable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaTopics {
+    pub tasks: String,
+    pub results: String,
+    pub registrations: String,
+    pub heartbeats: String,
+    pub unregistrations: String,
+    /// Dead letters: messages that cannot be parsed or processed.
+    pub dlq: String,
+}
+
+impl Default for KafkaTopics {
+    fn default() -> Self {
+        Self {
+            tasks: "workflow-tasks".into(),
+            results: "workflow-results".into(),
+            registrations: "executor-registrations".into(),
+            heartbeats: "executor-heartbeats".into(),
+            unregistrations: "executor-unregistrations".into(),
+            dlq: "workflow-dlq".into(),
+        }
+    }
+}
+
+/// Pass-through client properties. `Debug` masks the sensitive ones (passwords, JAAS
+/// configuration, keys); [`KafkaProperties::iter`] gives the real values to the client.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct KafkaProperties(BTreeMap<String, String>);
+
+impl KafkaProperties {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), value.into());
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(k, v)| (k, if is_secret_key(k) { MASK } else { v.as_str() })),
+            )
+            .finish()
+    }
+}
+
+/// Gives the generic key builders access to a configuration's Kafka section.
+pub(crate) trait HasKafka {
+    fn kafka(&self) -> &KafkaSettings;
+    fn kafka_mut(&mut self) -> &mut KafkaSettings;
+}
+
+/// The typed keys, relative to `prefix` (`gamelan.executor.`).
+const TYPED: [&str; 10] = [
+    "bootstrap-servers",
+    "group-id",
+    "tasks-topic",
+    "results-topic",
+    "registrations-topic",
+    "heartbeats-topic",
+    "unregistrations-topic",
+    "dlq-topic",
+    "partitions",
+    "replication-factor",
+];
+
+fn topic<C: HasKafka>(
+    c: &mut C,
+    pick: fn(&mut KafkaTopics) -> &mut String,
+    v: &str,
+) -> Result<(), String> {
+    *pick(&mut c.kafka_mut().topics) = value::text(v)?;
+    Ok(())
+}
+
+pub(crate) fn keys<C: HasKafka>(prefix: &str) -> Vec<Key<C>> {
+    let k = |s: &str| vec![format!("{prefix}kafka.{s}")];
+    debug_assert_eq!(TYPED.len(), 10);
+    vec![
+        Key::new(
+            k(TYPED[0]),
+            |c: &mut C, v| {
+                c.kafka_mut().bootstrap_servers = value::host_port_list(v)?;
+                Ok(())
+            },
+            |c| Some(c.kafka().bootstrap_servers.clone()),
+        ),
+        Key::new(
+            k(TYPED[1]),
+            |c: &mut C, v| {
+                c.kafka_mut().group_id = value::optional_text(v);
+                Ok(())
+            },
+            |c| c.kafka().group_id.clone(),
+        ),
+        Key::new(
+            k(TYPED[2]),
+            |c: &mut C, v| topic(c, |t| &mut t.tasks, v),
+            |c| Some(c.kafka().topics.tasks.clone()),
+        ),
+        Key::new(
+            k(TYPED[3]),
+            |c: &mut C, v| topic(c, |t| &mut t.results, v),
+            |c| Some(c.kafka().topics.results.clone()),
+        ),
+        Key::new(
+            k(TYPED[4]),
+            |c: &mut C, v| topic(c, |t| &mut t.registrations, v),
+            |c| Some(c.kafka().topics.registrations.clone()),
+        ),
+        Key::new(
+            k(TYPED[5]),
+            |c: &mut C, v| topic(c, |t| &mut t.heartbeats, v),
+            |c| Some(c.kafka().topics.heartbeats.clone()),
+        ),
+        Key::new(
+            k(TYPED[6]),
+            |c: &mut C, v| topic(c, |t| &mut t.unregistrations, v),
+            |c| Some(c.kafka().topics.unregistrations.clone()),
+        ),
+        Key::new(
+            k(TYPED[7]),
+            |c: &mut C, v| topic(c, |t| &mut t.dlq, v),
+            |c| Some(c.kafka().topics.dlq.clone()),
+        ),
+        Key::new(
+            k(TYPED[8]),
+            |c: &mut C, v| {
+                c.kafka_mut().partitions = value::positive(v)?;
+                Ok(())
+            },
+            |c| Some(c.kafka().partitions.to_string()),
+        ),
+        Key::new(
+            k(TYPED[9]),
+            |c: &mut C, v| {
+                c.kafka_mut().replication_factor = value::positive(v)?;
+                Ok(())
+            },
+            |c| Some(c.kafka().replication_factor.to_string()),
+        ),
+    ]
+}
+
+/// Every other `<prefix>kafka.*` key (and `<ENV_PREFIX>KAFKA_*` variable, underscores read
+/// as dots) is a client property.
+pub(crate) fn pass_through<C: HasKafka>(prefix: &str, env_prefix: &str) -> Family<C> {
+    Family {
+        prefix: format!("{prefix}kafka."),
+        suffix: "",
+        env_prefix: format!("{env_prefix}KAFKA_"),
+        env_suffix: "",
+        quote: false,
+        set: |c: &mut C, member, v| {
+            c.kafka_mut().properties.insert(member, v);
+            Ok(())
+        },
+        list: |c| {
+            c.kafka()
+                .properties
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        },
+        suspect,
+    }
+}
+
+/// Client property names are dotted lower case (`sasl.password`); one that reads like a typed
+/// key (`group.id`, `bootstrap.server`) or contains `-` is probably a mistake.
+fn suspect(member: &str) -> Option<Suspicion> {
+    let norm = |s: &str| s.replace(['-', '_'], ".");
+    let m = norm(member);
+    let nearest = TYPED
+        .iter()
+        .map(|t| (strsim::levenshtein(&m, &norm(t)), *t))
+        .min();
+    match nearest {
+        Some((d, t)) if d <= 2 => Some(Suspicion::LooksLike(t)),
+        _ if member.contains('-') => Some(Suspicion::Malformed),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_sensitive_properties() {
+        let mut p = KafkaProperties::default();
+        p.insert("sasl.password", "hunter2");
+        p.insert("security.protocol", "SASL_SSL");
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("SASL_SSL"));
+        assert_eq!(p.get("sasl.password"), Some("hunter2"));
+    }
+
+    #[test]
+    fn typos_of_typed_keys_are_suspect() {
+        assert_eq!(suspect("group.id"), Some(Suspicion::LooksLike("group-id")));
+        assert_eq!(
+            suspect("bootstrap.server"),
+            Some(Suspicion::LooksLike("bootstrap-servers"))
+        );
+        assert_eq!(suspect("sasl-mechanism"), Some(Suspicion::Malformed));
+        assert_eq!(suspect("sasl.mechanism"), None);
+        assert_eq!(suspect("security.protocol"), None);
+    }
+}

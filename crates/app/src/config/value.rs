@@ -1,0 +1,243 @@
+//! Parsing of single values. Each parser returns, on failure, a phrase saying what would
+//! have been accepted; the loader adds the key, the value and its origin.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use log::LevelFilter;
+use url::Url;
+
+/// The unit of a bare number in a duration key (`heartbeat.interval=30` is seconds,
+/// `error.backoff-initial=1000` is milliseconds, as in the seed documents).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unit {
+    Seconds,
+    Millis,
+}
+
+pub(crate) fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err("true or false".into()),
+    }
+}
+
+pub(crate) fn number<T: FromStr>(v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("a whole number between 0 and {}", type_max::<T>()))
+}
+
+/// A count that must be at least 1 (queue sizes, thread counts, batch sizes).
+pub(crate) fn positive<T: FromStr + PartialOrd + Default>(v: &str) -> Result<T, String> {
+    match v.parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => Err(format!(
+            "a whole number greater than 0 (at most {})",
+            type_max::<T>()
+        )),
+    }
+}
+
+fn type_max<T>() -> &'static str {
+    match std::mem::size_of::<T>() {
+        2 => "65535",
+        4 => "4294967295",
+        _ => "18446744073709551615",
+    }
+}
+
+/// A TCP port; 0 asks the OS for any free port.
+pub(crate) fn port(v: &str) -> Result<u16, String> {
+    v.parse()
+        .map_err(|_| "a port number between 0 and 65535 (0 = any free port)".into())
+}
+
+/// A duration: a bare number in the key's unit (decimals allowed), or a value with a unit
+/// such as `30s`, `500ms`, `2m`, `1h 30m`.
+pub(crate) fn duration(v: &str, unit: Unit) -> Result<Duration, String> {
+    let expected = || {
+        let unit = match unit {
+            Unit::Seconds => "seconds",
+            Unit::Millis => "milliseconds",
+        };
+        format!("a duration: a number of {unit} or a value such as 30s, 500ms, 2m")
+    };
+    if let Ok(n) = v.parse::<f64>() {
+        if !n.is_finite() || n < 0.0 {
+            return Err(expected());
+        }
+        let secs = match unit {
+            Unit::Seconds => n,
+            Unit::Millis => n / 1000.0,
+        };
+        return Duration::try_from_secs_f64(secs).map_err(|_| expected());
+    }
+    humantime::parse_duration(v).map_err(|_| expected())
+}
+
+pub(crate) fn positive_duration(v: &str, unit: Unit) -> Result<Duration, String> {
+    match duration(v, unit) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("a duration greater than 0".into()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A byte size: a bare number of bytes or a value such as `4MiB`, `512KiB`, `1MB`.
+pub(crate) fn size(v: &str) -> Result<u64, String> {
+    let expected = || "a size greater than 0: a number of bytes or a value such as 4MiB".into();
+    let n = match v.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => bytesize::ByteSize::from_str(v)
+            .map_err(|_| expected())?
+            .as_u64(),
+    };
+    if n == 0 { Err(expected()) } else { Ok(n) }
+}
+
+/// A multiplier for exponential backoff: at least 1, or delays would shrink.
+pub(crate) fn multiplier(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(m) if m.is_finite() && m >= 1.0 => Ok(m),
+        _ => Err("a number >= 1 (backoff delays must not shrink)".into()),
+    }
+}
+
+/// An absolute `http://` or `https://` URL with a host.
+pub(crate) fn http_url(v: &str) -> Result<Url, String> {
+    let expected = || {
+        "an absolute http:// or https:// URL with a host, e.g. http://gamelan-engine:8080".into()
+    };
+    let url = Url::parse(v).map_err(|_| expected())?;
+    let scheme_ok = matches!(url.scheme(), "http" | "https");
+    if scheme_ok && url.host_str().is_some_and(|h| !h.is_empty()) {
+        Ok(url)
+    } else {
+        Err(expected())
+    }
+}
+
+/// A non-empty string.
+pub(crate) fn text(v: &str) -> Result<String, String> {
+    if v.is_empty() {
+        Err("a non-empty value".into())
+    } else {
+        Ok(v.to_owned())
+    }
+}
+
+/// An optional string: an empty value (e.g. `${VAR:}`) means "not set".
+pub(crate) fn optional_text(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+pub(crate) fn optional_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty()).then(|| PathBuf::from(v))
+}
+
+/// A comma-separated `host:port` list, as Kafka clients take it.
+pub(crate) fn host_port_list(v: &str) -> Result<String, String> {
+    let expected = || "a comma-separated list of host:port, e.g. kafka:29092".to_owned();
+    let mut parts = v.split(',').map(str::trim).peekable();
+    if parts.peek().is_none() {
+        return Err(expected());
+    }
+    for part in parts {
+        let Some((host, port)) = part.rsplit_once(':') else {
+            return Err(expected());
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(expected());
+        }
+    }
+    Ok(v.split(',').map(str::trim).collect::<Vec<_>>().join(","))
+}
+
+/// A log level in Quarkus/JBoss spelling (DEBUG, WARN, FINE, SEVERE, ...) or Rust spelling.
+pub(crate) fn level(v: &str) -> Result<LevelFilter, String> {
+    Ok(match v.to_ascii_uppercase().as_str() {
+        "OFF" => LevelFilter::Off,
+        "FATAL" | "SEVERE" | "ERROR" => LevelFilter::Error,
+        "WARN" | "WARNING" => LevelFilter::Warn,
+        "INFO" | "CONFIG" => LevelFilter::Info,
+        "DEBUG" | "FINE" => LevelFilter::Debug,
+        "TRACE" | "FINER" | "FINEST" | "ALL" => LevelFilter::Trace,
+        _ => return Err("a log level: OFF, ERROR, WARN, INFO, DEBUG or TRACE".into()),
+    })
+}
+
+/// Durations as `config check` prints them (`30s`, `1m`, `10ms`).
+pub(crate) fn show_duration(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_durations_use_the_key_unit() {
+        assert_eq!(duration("30", Unit::Seconds), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("1000", Unit::Millis), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            duration("1.5", Unit::Seconds),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            duration("500ms", Unit::Seconds),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(duration("2m", Unit::Millis), Ok(Duration::from_secs(120)));
+        assert!(duration("-1", Unit::Seconds).is_err());
+        assert!(duration("soon", Unit::Seconds).is_err());
+        assert!(positive_duration("0", Unit::Seconds).is_err());
+    }
+
+    #[test]
+    fn sizes_accept_bytes_and_units() {
+        assert_eq!(size("1048576"), Ok(1_048_576));
+        assert_eq!(size("4MiB"), Ok(4 * 1024 * 1024));
+        assert!(size("0").is_err());
+        assert!(size("lots").is_err());
+    }
+
+    #[test]
+    fn counts_ports_and_multipliers() {
+        assert_eq!(positive::<usize>("5"), Ok(5));
+        assert!(positive::<usize>("0").is_err());
+        assert!(positive::<usize>("-3").is_err());
+        assert_eq!(port("0"), Ok(0));
+        assert!(port("65536").is_err());
+        assert_eq!(multiplier("2"), Ok(2.0));
+        assert!(multiplier("0.5").is_err());
+        assert!(multiplier("NaN").is_err());
+    }
+
+    #[test]
+    fn urls_must_be_http_with_a_host() {
+        assert!(http_url("http://gamelan-engine:8080").is_ok());
+        assert!(http_url("https://x").is_ok());
+        assert!(http_url("gamelan-engine:8080").is_err());
+        assert!(http_url("not a url").is_err());
+        assert!(http_url("file:///etc").is_err());
+    }
+
+    #[test]
+    fn host_port_lists() {
+        assert_eq!(host_port_list("a:1, b:2").as_deref(), Ok("a:1,b:2"));
+        assert!(host_port_list("kafka").is_err());
+        assert!(host_port_list("kafka:x").is_err());
+        assert!(host_port_list("a:1,").is_err());
+    }
+
+    #[test]
+    fn quarkus_levels_map_to_rust_levels() {
+        assert_eq!(level("DEBUG"), Ok(LevelFilter::Debug));
+        assert_eq!(level("warning"), Ok(LevelFilter::Warn));
+        assert_eq!(level("FINEST"), Ok(LevelFilter::Trace));
+        assert!(level("LOUD").is_err());
+    }
+}
