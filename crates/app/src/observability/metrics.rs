@@ -2,111 +2,128 @@
 //! `executor_tasks_total`, `executor_tasks_completed_total`, `executor_tasks_failed_total`
 //! (counters carry the `_total` suffix Prometheus requires), `executor_tasks_duration`
 //! (histogram, seconds), `executor_registry_size` and `executor_queue_size`.
+//!
+//! Served in the Prometheus text format (0.0.4), which `promtool check metrics` and every
+//! Prometheus server read.
 
 use std::time::Duration;
 
 use gamelan_ports::{MetricsSink, TaskOutcome};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TypeLabel {
-    executor_type: String,
-}
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
+};
 
 /// Handles resolved once per executor type, so the hot path is a few atomic adds.
 struct PerType {
     name: String,
-    total: Counter,
-    completed: Counter,
-    failed: Counter,
+    total: IntCounter,
+    completed: IntCounter,
+    failed: IntCounter,
     duration: Histogram,
-    queue: Gauge,
+    queue: IntGauge,
+}
+
+struct Families {
+    total: IntCounterVec,
+    completed: IntCounterVec,
+    failed: IntCounterVec,
+    duration: HistogramVec,
+    queue: IntGaugeVec,
 }
 
 pub struct RuntimeMetrics {
     registry: Registry,
+    families: Families,
     per_type: Vec<PerType>,
-    registry_size: Gauge,
-    fallback: PerTypeFamilies,
+    registry_size: IntGauge,
 }
 
-struct PerTypeFamilies {
-    total: Family<TypeLabel, Counter>,
-    completed: Family<TypeLabel, Counter>,
-    failed: Family<TypeLabel, Counter>,
-    duration: Family<TypeLabel, Histogram>,
-    queue: Family<TypeLabel, Gauge>,
-}
+const LABEL: &[&str] = &["executor_type"];
 
-fn new_histogram() -> Histogram {
-    // 50 us .. ~7 min: noop tasks and long-running ones both land in a useful bucket.
-    Histogram::new(exponential_buckets(0.000_05, 2.5, 18))
+impl Families {
+    fn new() -> Result<Self, prometheus::Error> {
+        // 50 us .. ~7 min: noop tasks and long-running ones both land in a useful bucket.
+        let buckets = exponential_buckets(0.000_05, 2.5, 18)?;
+        Ok(Self {
+            total: IntCounterVec::new(Opts::new("executor_tasks_total", "Tasks received"), LABEL)?,
+            completed: IntCounterVec::new(
+                Opts::new(
+                    "executor_tasks_completed_total",
+                    "Tasks completed successfully",
+                ),
+                LABEL,
+            )?,
+            failed: IntCounterVec::new(
+                Opts::new("executor_tasks_failed_total", "Tasks that ended FAILED"),
+                LABEL,
+            )?,
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "executor_tasks_duration",
+                    "Task execution time in seconds, admission to result",
+                )
+                .buckets(buckets),
+                LABEL,
+            )?,
+            queue: IntGaugeVec::new(
+                Opts::new(
+                    "executor_queue_size",
+                    "Tasks admitted and waiting for a worker",
+                ),
+                LABEL,
+            )?,
+        })
+    }
+
+    fn per_type(&self, name: &str) -> PerType {
+        let l = &[name];
+        PerType {
+            name: name.to_owned(),
+            total: self.total.with_label_values(l),
+            completed: self.completed.with_label_values(l),
+            failed: self.failed.with_label_values(l),
+            duration: self.duration.with_label_values(l),
+            queue: self.queue.with_label_values(l),
+        }
+    }
+
+    fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.total.clone()))?;
+        registry.register(Box::new(self.completed.clone()))?;
+        registry.register(Box::new(self.failed.clone()))?;
+        registry.register(Box::new(self.duration.clone()))?;
+        registry.register(Box::new(self.queue.clone()))?;
+        Ok(())
+    }
 }
 
 impl RuntimeMetrics {
+    /// Builds the metric set. The names and buckets are constants checked by the unit test
+    /// below, so failing here is a programming error, never an input or network condition.
     pub fn new<'a>(executor_types: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut registry = Registry::default();
-        let f = PerTypeFamilies {
-            total: Family::default(),
-            completed: Family::default(),
-            failed: Family::default(),
-            duration: Family::new_with_constructor(new_histogram),
-            queue: Family::default(),
-        };
-        registry.register("executor_tasks", "Tasks received", f.total.clone());
-        registry.register(
-            "executor_tasks_completed",
-            "Tasks completed successfully",
-            f.completed.clone(),
-        );
-        registry.register(
-            "executor_tasks_failed",
-            "Tasks that ended FAILED",
-            f.failed.clone(),
-        );
-        registry.register(
-            "executor_tasks_duration",
-            "Task execution time in seconds, admission to result",
-            f.duration.clone(),
-        );
-        registry.register(
-            "executor_queue_size",
-            "Tasks admitted and waiting for a worker",
-            f.queue.clone(),
-        );
-        let registry_size = Gauge::default();
-        registry.register(
+        let registry = Registry::new();
+        let families = Families::new().expect("constant metric definitions are valid");
+        families
+            .register(&registry)
+            .expect("metric names are unique");
+        let registry_size = IntGauge::new(
             "executor_registry_size",
             "Executors registered in this runtime",
-            registry_size.clone(),
-        );
+        )
+        .expect("constant metric definition is valid");
+        registry
+            .register(Box::new(registry_size.clone()))
+            .expect("metric names are unique");
         let per_type = executor_types
             .into_iter()
-            .map(|t| {
-                let l = TypeLabel {
-                    executor_type: t.to_owned(),
-                };
-                PerType {
-                    name: t.to_owned(),
-                    total: f.total.get_or_create(&l).clone(),
-                    completed: f.completed.get_or_create(&l).clone(),
-                    failed: f.failed.get_or_create(&l).clone(),
-                    duration: f.duration.get_or_create(&l).clone(),
-                    queue: f.queue.get_or_create(&l).clone(),
-                }
-            })
+            .map(|t| families.per_type(t))
             .collect();
         Self {
             registry,
+            families,
             per_type,
             registry_size,
-            fallback: f,
         }
     }
 
@@ -115,36 +132,23 @@ impl RuntimeMetrics {
             f(p);
         } else {
             // A type not hosted here (e.g. NO_EXECUTOR results): resolve through the family.
-            let l = TypeLabel {
-                executor_type: executor_type.to_owned(),
-            };
-            let p = PerType {
-                name: executor_type.to_owned(),
-                total: self.fallback.total.get_or_create(&l).clone(),
-                completed: self.fallback.completed.get_or_create(&l).clone(),
-                failed: self.fallback.failed.get_or_create(&l).clone(),
-                duration: self.fallback.duration.get_or_create(&l).clone(),
-                queue: self.fallback.queue.get_or_create(&l).clone(),
-            };
-            f(&p);
+            f(&self.families.per_type(executor_type));
         }
     }
 
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        if let Err(e) = encode(&mut out, &self.registry) {
+        let mut out = Vec::with_capacity(4096);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             log::error!(target: "gamelan.executor.error", "encoding metrics failed: {e}");
         }
-        out
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
 impl MetricsSink for RuntimeMetrics {
     fn task_received(&self, executor_type: &str) {
-        self.with_type(executor_type, |p| {
-            p.total.inc();
-        });
+        self.with_type(executor_type, |p| p.total.inc());
     }
 
     fn task_finished(&self, executor_type: &str, outcome: TaskOutcome, duration: Duration) {
@@ -152,7 +156,7 @@ impl MetricsSink for RuntimeMetrics {
             match outcome {
                 TaskOutcome::Completed => p.completed.inc(),
                 TaskOutcome::Failed => p.failed.inc(),
-            };
+            }
             p.duration.observe(duration.as_secs_f64());
         });
     }

@@ -1,0 +1,122 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The executor's HTTP port: health probes and Prometheus metrics, checked with promtool.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gamelan::executors::{CalculateTax, Fault};
+use gamelan::runtime::local::LocalEngine;
+use gamelan::runtime::{Runtime, RuntimeSettings};
+use gamelan::sdk::{CommunicationType, Declared, ExecutorMetadata, Task};
+use serde_json::{Value, json};
+
+fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(&format!("http://{addr}{path}"))
+        .call()
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().expect("body"))
+}
+
+#[test]
+fn health_and_metrics_endpoints_serve_real_figures() {
+    let engine = LocalEngine::new();
+    let engine_down = engine.clone();
+    engine_down.set_down(true);
+    let settings = RuntimeSettings {
+        runtime_id: "http".into(),
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        reconnect_initial: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(50),
+        ..RuntimeSettings::default()
+    };
+    let h = Runtime::builder()
+        .discover(false)
+        .settings(settings)
+        .transport(CommunicationType::Local, engine.transport())
+        .executor(Declared::new(
+            CalculateTax,
+            ExecutorMetadata::new("calculate-tax").max_concurrent_tasks(50),
+        ))
+        .executor(Declared::new(Fault, ExecutorMetadata::new("fault")))
+        .start()
+        .unwrap();
+    let addr = h.http_addr().expect("http port bound");
+
+    // Engine unreachable: alive but not ready.
+    let (live, _) = get(addr, "/q/health/live");
+    assert_eq!(live, 200);
+    let (ready, body) = get(addr, "/q/health/ready");
+    assert_eq!(ready, 503, "{body}");
+
+    engine.set_down(false);
+    assert!(h.wait_ready(Duration::from_secs(20)));
+    for path in ["/health/ready", "/q/health/ready", "/health/live"] {
+        assert_eq!(get(addr, path).0, 200, "{path}");
+    }
+    for i in 0..5 {
+        let mut t = Task::new(format!("r{i}"), "n", "calculate-tax", 1);
+        t.context
+            .insert("amount".into(), json!(100.0 * f64::from(i)));
+        engine.push_task(t);
+    }
+    let mut bad = Task::new("bad", "n", "fault", 1);
+    bad.context.insert("mode".into(), json!("business"));
+    engine.push_task(bad);
+    assert!(engine.wait_until(Duration::from_secs(20), |v| v.results().len() == 6));
+
+    let (status, body) = get(addr, "/health");
+    assert_eq!(status, 200);
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "UP");
+    assert_eq!(health["runtimeId"], "http");
+    assert_eq!(health["executors"].as_array().unwrap().len(), 2);
+    assert_eq!(health["completedTasks"], 5);
+    assert_eq!(health["failedTasks"], 1);
+    assert!(health.get("queueSize").is_some() && health.get("activeTasks").is_some());
+
+    let (status, text) = get(addr, "/q/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("executor_tasks_total{executor_type=\"calculate-tax\"} 5"),
+        "{text}"
+    );
+    assert!(text.contains("executor_tasks_completed_total{executor_type=\"calculate-tax\"} 5"));
+    assert!(text.contains("executor_tasks_failed_total{executor_type=\"fault\"} 1"));
+    assert!(text.contains("executor_tasks_duration_bucket"));
+    assert!(text.contains("executor_registry_size 2"));
+    assert!(text.contains("executor_queue_size{executor_type=\"calculate-tax\"} 0"));
+    assert_eq!(get(addr, "/metrics").0, 200);
+    assert_eq!(get(addr, "/nope").0, 404);
+
+    // promtool (Debian package `prometheus`, installed by .ci/run) must accept the output.
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool on PATH (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool rejected the metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Arc::new(());
+    h.shutdown();
+}
