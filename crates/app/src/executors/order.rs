@@ -31,7 +31,7 @@ impl WorkflowExecutor for OrderValidator {
             match (qty, price) {
                 (Some(q), Some(p)) if q > 0.0 && p >= 0.0 => total += q * p,
                 (Some(q), _) if q <= 0.0 => {
-                    problems.push(format!("items[{i}].quantity must be > 0"))
+                    problems.push(format!("items[{i}].quantity must be > 0"));
                 }
                 (_, Some(p)) if p < 0.0 => problems.push(format!("items[{i}].price must be >= 0")),
                 _ => problems.push(format!("items[{i}] needs numeric quantity and price")),

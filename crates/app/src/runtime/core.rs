@@ -384,7 +384,7 @@ impl Core {
         match self.route(route) {
             Some(r) => r.reporter.submit(result),
             None => {
-                log::error!(target: "gamelan.executor.error", "no route {route} for result {}", result.task_id())
+                log::error!(target: "gamelan.executor.error", "no route {route} for result {}", result.task_id());
             }
         }
     }
