@@ -18,8 +18,20 @@ fn status(ready: bool) -> StatusCode {
 
 /// Full health: 200 when ready, 503 otherwise, with the app's details.
 pub(crate) async fn health(State(state): State<Shared>) -> impl IntoResponse {
-    let (ready, body) = (state.settings.health)();
+    let (ready, mut body) = (state.settings.health)();
+    // Probes read `status`; make sure it is there whatever details the app supplies.
+    if let Some(fields) = body.as_object_mut() {
+        fields
+            .entry("status")
+            .or_insert_with(|| serde_json::Value::from(word(ready)));
+    } else {
+        body = serde_json::json!({"status": word(ready), "details": body});
+    }
     (status(ready), Json(body))
+}
+
+fn word(ready: bool) -> &'static str {
+    if ready { "UP" } else { "DOWN" }
 }
 
 /// Liveness: the process answers, so it is alive.
@@ -30,8 +42,10 @@ pub(crate) async fn live() -> impl IntoResponse {
 /// Readiness: the app's verdict, with a Quarkus-style `status` field.
 pub(crate) async fn ready(State(state): State<Shared>) -> impl IntoResponse {
     let (ready, _) = (state.settings.health)();
-    let word = if ready { "UP" } else { "DOWN" };
-    (status(ready), Json(serde_json::json!({"status": word})))
+    (
+        status(ready),
+        Json(serde_json::json!({"status": word(ready)})),
+    )
 }
 
 pub(crate) async fn metrics(State(state): State<Shared>) -> impl IntoResponse {

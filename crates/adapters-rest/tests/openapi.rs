@@ -1,0 +1,365 @@
+//! `openapi.yaml` (repo root) against the running router: the spec lists exactly the routes
+//! served, every operation answers with a documented status, and every JSON answer
+//! validates against the spec's schema for that status.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{Answer, FakeEngine, Server, agent, send};
+use gamelan_ports::domain::{CommunicationType, ExecutorMetadata, Task, TaskResult};
+use gamelan_ports::{EngineService, Registration, SubmitRequest};
+use gamelan_rest::{HttpServerSettings, served_routes};
+use serde_json::{Value, json};
+
+const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+fn spec() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.yaml");
+    let text = std::fs::read_to_string(path).expect("openapi.yaml at the repo root");
+    serde_norway::from_str(&text).expect("openapi.yaml is valid YAML")
+}
+
+/// OpenAPI 3.0 schema -> JSON Schema 2020-12: `nullable` becomes a `null` alternative and
+/// `example` is dropped; everything else used by the spec means the same in both.
+fn to_json_schema(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                if k != "nullable" && k != "example" {
+                    out.insert(k.clone(), to_json_schema(v));
+                }
+            }
+            if map.get("nullable") == Some(&Value::Bool(true)) {
+                match out.remove("type") {
+                    Some(Value::String(t)) => {
+                        out.insert("type".into(), json!([t, "null"]));
+                    }
+                    Some(other) => {
+                        out.insert("type".into(), other);
+                    }
+                    None => return json!({"anyOf": [Value::Object(out), {"type": "null"}]}),
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(to_json_schema).collect()),
+        other => other.clone(),
+    }
+}
+
+struct Spec {
+    doc: Value,
+    schemas: Value,
+}
+
+impl Spec {
+    fn load() -> Self {
+        let doc = spec();
+        let schemas = to_json_schema(&doc["components"]["schemas"]);
+        Self { doc, schemas }
+    }
+
+    /// Follows a `$ref` into `#/components/...`.
+    fn resolve<'a>(&'a self, v: &'a Value) -> &'a Value {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let pointer = r.strip_prefix('#').expect("local reference");
+                self.doc
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling {r}"))
+            }
+            None => v,
+        }
+    }
+
+    fn operations(&self) -> Vec<(String, String, &Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in self.doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                if METHODS.contains(&method.as_str()) {
+                    ops.push((method.to_uppercase(), path.clone(), op));
+                }
+            }
+        }
+        ops
+    }
+
+    /// Checks an answer against the operation's documented response for its status.
+    fn check(&self, what: &str, op: &Value, answer: &Answer) {
+        let status = answer.status.to_string();
+        let Some(response) = op["responses"].get(&status) else {
+            panic!("{what}: status {status} is not documented: {}", answer.body)
+        };
+        let response = self.resolve(response);
+        let Some(content) = response.get("content").and_then(Value::as_object) else {
+            assert!(
+                answer.body.is_empty(),
+                "{what}: undocumented body {}",
+                answer.body
+            );
+            return;
+        };
+        if let Some(media) = content.get("application/json") {
+            assert!(
+                answer.content_type.starts_with("application/json"),
+                "{what}: content type {}",
+                answer.content_type
+            );
+            let schema = json!({
+                "components": {"schemas": self.schemas},
+                "allOf": [to_json_schema(&media["schema"])],
+            });
+            let validator = jsonschema::validator_for(&schema)
+                .unwrap_or_else(|e| panic!("{what}: schema does not compile: {e}"));
+            let body = answer.json();
+            let errors: Vec<String> = validator
+                .iter_errors(&body)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{what}: {errors:?}\nbody: {body}");
+        } else {
+            assert!(
+                content.contains_key("text/plain"),
+                "{what}: unknown media type"
+            );
+            assert!(
+                answer.content_type.starts_with("text/plain"),
+                "{what}: {}",
+                answer.content_type
+            );
+            assert!(!answer.body.is_empty(), "{what}: empty text body");
+        }
+    }
+}
+
+fn registration(id: &str) -> Registration {
+    Registration {
+        executor_id: id.into(),
+        metadata: ExecutorMetadata::new("echo").communication(CommunicationType::Rest),
+        endpoint: String::new(),
+        attributes: std::collections::BTreeMap::default(),
+    }
+}
+
+/// An engine with two executors, a finished task (for lookups and the completion feed) and
+/// a queued one (so the long poll answers a real task).
+fn populated_engine() -> (std::sync::Arc<FakeEngine>, String) {
+    let engine = FakeEngine::new();
+    engine.register(registration("exec-1")).expect("register");
+    engine.register(registration("exec-2")).expect("register");
+    let view = engine
+        .submit(SubmitRequest {
+            executor_type: Some("echo".into()),
+            ..SubmitRequest::default()
+        })
+        .expect("submit");
+    let polled = engine.poll("exec-1", 1, Duration::ZERO).expect("poll");
+    let mut out = serde_json::Map::new();
+    out.insert("tax".into(), json!(10.5));
+    let accepted = engine.report(vec![TaskResult::completed(&polled[0], out, 3)]);
+    assert!(accepted[0].is_ok());
+    let mut queued = Task::new("queued", "n", "echo", 1);
+    queued.execution_token = "tok".into();
+    engine.enqueue(queued);
+    (engine, view.task_id)
+}
+
+fn settings() -> HttpServerSettings {
+    HttpServerSettings {
+        metrics: std::sync::Arc::new(|| {
+            "# TYPE executor_tasks_total counter\nexecutor_tasks_total 1\n".into()
+        }),
+        ..HttpServerSettings::default()
+    }
+}
+
+fn url_for(server: &Server, method: &str, path: &str, task_id: &str) -> String {
+    // The unregistration gets its own executor so the other operations keep theirs.
+    let id = if method == "DELETE" {
+        "exec-2"
+    } else {
+        "exec-1"
+    };
+    server.api(&path.replace("{id}", id).replace("{taskId}", task_id))
+}
+
+fn example_body(op: &Value) -> Option<Vec<u8>> {
+    let example = op.pointer("/requestBody/content/application~1json/example")?;
+    Some(serde_json::to_vec(example).expect("example serialises"))
+}
+
+#[test]
+fn the_spec_lists_exactly_the_served_routes() {
+    let spec = Spec::load();
+    let documented: BTreeSet<(String, String)> = spec
+        .operations()
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    let served: BTreeSet<(String, String)> = served_routes()
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p.to_owned()))
+        .collect();
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served but not in openapi.yaml: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "in openapi.yaml but not served: {unserved:?}"
+    );
+}
+
+#[test]
+fn every_operation_answers_as_documented() {
+    let spec = Spec::load();
+    let (engine, task_id) = populated_engine();
+    let server = Server::start(engine, settings());
+    let agent = agent();
+    let mut checked = 0;
+    for (method, path, op) in spec.operations() {
+        let url = url_for(&server, &method, &path, &task_id);
+        let body = example_body(op);
+        let answer = send(&agent, &method, &url, None, body.as_deref());
+        let what = format!("{method} {path}");
+        assert!(
+            (200..300).contains(&answer.status),
+            "{what}: {} {}",
+            answer.status,
+            answer.body
+        );
+        spec.check(&what, op, &answer);
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} operations in the spec");
+}
+
+#[test]
+fn answers_with_content_validate_against_their_schemas() {
+    let spec = Spec::load();
+    let (engine, task_id) = populated_engine();
+    let server = Server::start(engine, settings());
+    let agent = agent();
+    let op = |path: &str, method: &str| spec.doc["paths"][path][method].clone();
+
+    // The long poll hands out a real task; the completion feed and lookup show results.
+    let polled = send(
+        &agent,
+        "GET",
+        &server.api("/api/v1/executors/exec-1/tasks?max=5"),
+        None,
+        None,
+    );
+    assert_eq!(
+        polled.json().as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        polled.body
+    );
+    spec.check("poll", &op("/api/v1/executors/{id}/tasks", "get"), &polled);
+    let feed = send(
+        &agent,
+        "GET",
+        &server.api("/api/v1/tasks/completions?after=0"),
+        None,
+        None,
+    );
+    assert_eq!(
+        feed.json()["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        feed.body
+    );
+    spec.check(
+        "completions",
+        &op("/api/v1/tasks/completions", "get"),
+        &feed,
+    );
+    let shown = send(
+        &agent,
+        "GET",
+        &server.api(&format!("/api/v1/tasks/{task_id}")),
+        None,
+        None,
+    );
+    assert_eq!(shown.json()["output"]["tax"], 10.5);
+    spec.check("task", &op("/api/v1/tasks/{taskId}", "get"), &shown);
+
+    // The batch form of submission, with one refusal among the answers.
+    let batch = send(
+        &agent,
+        "POST",
+        &server.api("/api/v1/tasks"),
+        None,
+        Some(br#"[{"executorType":"echo","input":{"a":1}},{"executorType":"refused"}]"#),
+    );
+    assert_eq!(batch.status, 200, "{}", batch.body);
+    assert_eq!(batch.json()[1]["error"], "invalid_request");
+    spec.check("batch submit", &op("/api/v1/tasks", "post"), &batch);
+
+    // Error answers: unknown ids, malformed bodies, bad queries.
+    for (method, path, operation) in spec.operations() {
+        let what = format!("{method} {path}");
+        if operation["responses"].get("404").is_some() && path.contains('{') {
+            let url = server.api(
+                &path
+                    .replace("{id}", "nobody")
+                    .replace("{taskId}", "no:such:1"),
+            );
+            let body = example_body(operation);
+            let answer = send(&agent, &method, &url, None, body.as_deref());
+            assert_eq!(answer.status, 404, "{what}: {}", answer.body);
+            spec.check(&what, operation, &answer);
+        }
+        if operation["responses"].get("400").is_some() && operation.get("requestBody").is_some() {
+            let url = url_for(&server, &method, &path, &task_id);
+            let answer = send(&agent, &method, &url, None, Some(b"{\"broken"));
+            assert_eq!(answer.status, 400, "{what}: {}", answer.body);
+            spec.check(&what, operation, &answer);
+        }
+    }
+    let bad_query = send(
+        &agent,
+        "GET",
+        &server.api("/api/v1/executors/exec-1/tasks?waitMs=soon"),
+        None,
+        None,
+    );
+    spec.check(
+        "bad query",
+        &op("/api/v1/executors/{id}/tasks", "get"),
+        &bad_query,
+    );
+}
+
+#[test]
+fn health_reflects_readiness() {
+    let spec = Spec::load();
+    let server = Server::start(
+        FakeEngine::new(),
+        HttpServerSettings {
+            health: std::sync::Arc::new(|| (false, json!({"store": "unreachable"}))),
+            ..settings()
+        },
+    );
+    let agent = agent();
+    for path in ["/health", "/health/ready", "/q/health", "/q/health/ready"] {
+        let a = send(&agent, "GET", &server.api(path), None, None);
+        assert_eq!(a.status, 503, "{path}");
+        assert_eq!(a.json()["status"], "DOWN");
+        spec.check(path, &spec.doc["paths"][path]["get"], &a);
+    }
+    let details = send(&agent, "GET", &server.api("/health"), None, None);
+    assert_eq!(details.json()["store"], "unreachable");
+    for path in ["/health/live", "/q/health/live"] {
+        assert_eq!(
+            send(&agent, "GET", &server.api(path), None, None).status,
+            200
+        );
+    }
+}
