@@ -6,3 +6,4 @@ pub mod executors;
 pub mod observability;
 pub mod runtime;
 pub mod sdk;
+pub mod security;
