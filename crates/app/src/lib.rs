@@ -7,3 +7,4 @@ pub mod observability;
 pub mod runtime;
 pub mod sdk;
 pub mod security;
+pub mod wiring;

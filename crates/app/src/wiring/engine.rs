@@ -1,0 +1,220 @@
+//! `gamelan engine`: the reference engine behind one listening port that speaks gRPC
+//! (HTTP/2 cleartext) and the HTTP API at once, so the seed's
+//! `engine-url=http://gamelan-engine:8080` works for every transport.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gamelan_ports::{AllowAll, EngineService, SystemClock, TokenVerifier};
+
+use crate::config::EngineConfig;
+use crate::engine::{Engine, EngineSettings};
+use crate::security::JwtVerifier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WiringEngineError {
+    #[error("cannot start the engine's async runtime: {0}")]
+    Runtime(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+    #[error("engine: {0}")]
+    Engine(#[from] gamelan_ports::EngineError),
+}
+
+/// A running engine; dropping it without [`EngineProcess::shutdown`] stops it abruptly.
+pub struct EngineProcess {
+    pub engine: Arc<Engine>,
+    /// The main listener (HTTP API, health, metrics and gRPC).
+    pub addr: SocketAddr,
+    /// The optional separate gRPC listener.
+    pub grpc_addr: Option<SocketAddr>,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// How to run an engine, independent of where the values came from.
+pub struct EngineOptions {
+    pub settings: EngineSettings,
+    pub bind: SocketAddr,
+    pub grpc_bind: Option<SocketAddr>,
+    pub verifier: Arc<dyn TokenVerifier>,
+    pub max_body_bytes: usize,
+    pub max_long_polls: usize,
+}
+
+impl EngineOptions {
+    pub fn from_config(cfg: &EngineConfig) -> Self {
+        let host: std::net::IpAddr = cfg.host.parse().unwrap_or([0, 0, 0, 0].into());
+        let verifier: Arc<dyn TokenVerifier> = match (&cfg.jwt.secret, cfg.jwt.enabled) {
+            (Some(secret), true) => Arc::new(JwtVerifier::new(secret.expose(), &cfg.jwt.issuer)),
+            _ => Arc::new(AllowAll),
+        };
+        Self {
+            settings: EngineSettings {
+                heartbeat_timeout: cfg.heartbeat_timeout,
+                ack_timeout: cfg.ack_timeout,
+                sweep_interval: (cfg.heartbeat_timeout / 4)
+                    .clamp(Duration::from_millis(20), Duration::from_secs(1)),
+                retry: cfg.retry_policy(),
+                data_dir: (!cfg.ephemeral).then(|| cfg.data_dir.clone()),
+                max_long_polls: cfg.max_long_polls,
+            },
+            bind: SocketAddr::new(host, cfg.port),
+            grpc_bind: cfg.grpc_port.map(|p| SocketAddr::new(host, p)),
+            verifier,
+            max_body_bytes: usize::try_from(cfg.max_body_size).unwrap_or(usize::MAX),
+            max_long_polls: cfg.max_long_polls,
+        }
+    }
+}
+
+pub fn start_engine(cfg: &EngineConfig) -> Result<EngineProcess, WiringEngineError> {
+    start_engine_with(EngineOptions::from_config(cfg))
+}
+
+fn bind(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, WiringEngineError> {
+    rt.block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| WiringEngineError::Bind {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+fn router(engine: &Arc<Engine>, opts: &EngineOptions) -> axum::Router {
+    let router = axum::Router::new();
+    #[cfg(feature = "grpc")]
+    let router = {
+        let settings = gamelan_grpc::GrpcServerSettings {
+            max_message_size: opts.max_body_bytes,
+            verifier: Arc::clone(&opts.verifier),
+            ..gamelan_grpc::GrpcServerSettings::default()
+        };
+        let service: Arc<dyn EngineService> = Arc::clone(engine) as Arc<dyn EngineService>;
+        router.merge(gamelan_grpc::routes(service, settings).into_axum_router())
+    };
+    #[cfg(feature = "rest")]
+    let router = {
+        let metrics_engine = Arc::clone(engine);
+        let health_engine = Arc::clone(engine);
+        let settings = gamelan_rest::HttpServerSettings {
+            max_body_bytes: opts.max_body_bytes,
+            max_long_polls: opts.max_long_polls,
+            verifier: Arc::clone(&opts.verifier),
+            metrics: Arc::new(move || metrics_engine.metrics_text()),
+            health: Arc::new(move || {
+                let stats = health_engine.statistics();
+                (
+                    true,
+                    serde_json::json!({
+                        "status": "UP",
+                        "executors": stats.executors,
+                        "aliveExecutors": stats.alive_executors,
+                        "tasksPending": stats.tasks_pending,
+                        "tasksInFlight": stats.tasks_in_flight,
+                    }),
+                )
+            }),
+            ..gamelan_rest::HttpServerSettings::default()
+        };
+        let service: Arc<dyn EngineService> = Arc::clone(engine) as Arc<dyn EngineService>;
+        router.merge(gamelan_rest::router(service, settings))
+    };
+    #[cfg(not(any(feature = "grpc", feature = "rest")))]
+    let _ = (engine, opts);
+    router
+}
+
+pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEngineError> {
+    let engine = Engine::open(opts.settings.clone(), Arc::new(SystemClock))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("gamelan-engine-io")
+        .enable_all()
+        .build()
+        .map_err(|e| WiringEngineError::Runtime(e.to_string()))?;
+    let listener = bind(&runtime, opts.bind)?;
+    let addr = listener.local_addr().map_err(|e| WiringEngineError::Bind {
+        addr: opts.bind.to_string(),
+        reason: e.to_string(),
+    })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = router(&engine, &opts);
+    let mut servers = Vec::new();
+    let mut rx = stop_rx.clone();
+    servers.push(runtime.spawn(async move {
+        let shutdown = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            log::error!(target: "gamelan.engine", "server stopped: {e}");
+        }
+    }));
+    let mut grpc_addr = None;
+    if let Some(gb) = opts.grpc_bind {
+        let l = bind(&runtime, gb)?;
+        grpc_addr = l.local_addr().ok();
+        let app = router(&engine, &opts);
+        let mut rx = stop_rx.clone();
+        servers.push(runtime.spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(shutdown).await {
+                log::error!(target: "gamelan.engine", "gRPC listener stopped: {e}");
+            }
+        }));
+    }
+    log::info!(
+        target: "gamelan.engine",
+        "engine listening on {addr} (gRPC + HTTP){}; storage: {}",
+        grpc_addr.map(|a| format!(", gRPC also on {a}")).unwrap_or_default(),
+        opts.settings
+            .data_dir
+            .as_ref()
+            .map_or_else(|| "in memory (ephemeral)".to_owned(), |d| d.display().to_string())
+    );
+    Ok(EngineProcess {
+        engine,
+        addr,
+        grpc_addr,
+        runtime: Some(runtime),
+        stop: Some(stop_tx),
+        servers,
+    })
+}
+
+impl EngineProcess {
+    /// Stops accepting connections, lets open calls finish briefly, then stops the engine
+    /// (which commits what it holds).
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(true);
+        }
+        if let Some(rt) = self.runtime.take() {
+            for s in self.servers.drain(..) {
+                let _ =
+                    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), s).await });
+            }
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+        self.engine.shutdown();
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
