@@ -378,6 +378,22 @@ fn an_unreachable_engine_is_unavailable() {
         t.register(&[registration("rt", "echo")]),
         Err(TransportError::Unavailable(_))
     ));
+    // A peer that accepts the connection but never answers: the request timeout applies.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut settings = RestClientSettings::new(format!("http://{}", silent.local_addr().unwrap()));
+    settings.request_timeout = Duration::from_millis(300);
+    let t = RestTransport::new(settings).unwrap();
+    let started = Instant::now();
+    match t.register(&[registration("rt", "echo")]) {
+        Err(TransportError::Unavailable(m)) => assert!(m.contains("timeout"), "{m}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
     assert!(RestTransport::new(RestClientSettings::new("ftp://x")).is_err());
     assert!(RestTransport::new(RestClientSettings::new("not a url")).is_err());
 }

@@ -43,7 +43,8 @@ pub(crate) async fn heartbeat(
     ApiPath(id): ApiPath<String>,
     OptionalJsonBody(body): OptionalJsonBody<HeartbeatBody>,
 ) -> Result<StatusCode, ApiError> {
-    state.engine.heartbeat(&body.into_heartbeat(id))?;
+    let engine = state.engine.clone();
+    blocking(move || engine.heartbeat(&body.into_heartbeat(id))).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
