@@ -98,6 +98,8 @@ enum Layer {
 }
 
 struct Assignment {
+    /// Order of arrival, so that problems are reported in file and line order.
+    seq: usize,
     spelled: String,
     value: String,
     origin: Origin,
@@ -145,6 +147,7 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
                 }
             };
             let assignment = Assignment {
+                seq: 0,
                 spelled: entry.key,
                 value,
                 origin: entry.origin,
@@ -158,6 +161,7 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
         match table.resolve_env(var) {
             Some((target, spelled)) => {
                 let assignment = Assignment {
+                    seq: 0,
                     spelled,
                     value: (*value).to_owned(),
                     origin: Origin::Env {
@@ -189,6 +193,7 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
         match table.resolve(&full) {
             Some(target) => {
                 let assignment = Assignment {
+                    seq: 0,
                     spelled: full,
                     value: value.clone(),
                     origin: Origin::Override,
@@ -210,7 +215,9 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
 
     let mut config = C::default();
     let mut provenance: Provenance = HashMap::new();
-    for (target, a) in &winners {
+    let mut ordered: Vec<(&Target, &Assignment)> = winners.iter().collect();
+    ordered.sort_by_key(|(_, a)| a.seq);
+    for (target, a) in ordered {
         let value = a.value.trim();
         let result = match target {
             Target::Key(i) => (table.keys[*i].set)(&mut config, value),
@@ -255,7 +262,8 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
     })
 }
 
-/// Records an assignment, later layers and later lines replacing earlier ones. Two different
+/// Records an assignment (its `seq` is set here), later layers and later lines replacing
+/// earlier ones. Two different
 /// spellings of one setting with different values in the same file are almost always a
 /// leftover from a copy-paste: say which one is used.
 fn assign<C>(
@@ -304,7 +312,8 @@ fn assign<C>(
             suggestion: None,
         });
     }
-    winners.insert(target, a);
+    let seq = winners.values().map(|p| p.seq + 1).max().unwrap_or(0);
+    winners.insert(target, Assignment { seq, ..a });
 }
 
 fn is_unknown<C: Schema>(key: &str) -> bool {

@@ -26,25 +26,23 @@ pub(crate) fn boolean(v: &str) -> Result<bool, String> {
 
 pub(crate) fn number<T: FromStr>(v: &str) -> Result<T, String> {
     v.parse()
-        .map_err(|_| format!("a whole number between 0 and {}", type_max::<T>()))
+        .map_err(|_| format!("a whole number from 0{}", at_most::<T>()))
 }
 
 /// A count that must be at least 1 (queue sizes, thread counts, batch sizes).
 pub(crate) fn positive<T: FromStr + PartialOrd + Default>(v: &str) -> Result<T, String> {
     match v.parse::<T>() {
         Ok(n) if n > T::default() => Ok(n),
-        _ => Err(format!(
-            "a whole number greater than 0 (at most {})",
-            type_max::<T>()
-        )),
+        _ => Err(format!("a whole number greater than 0{}", at_most::<T>())),
     }
 }
 
-fn type_max<T>() -> &'static str {
+/// The upper bound worth telling a user about (nobody needs to hear 2^64-1).
+fn at_most<T>() -> &'static str {
     match std::mem::size_of::<T>() {
-        2 => "65535",
-        4 => "4294967295",
-        _ => "18446744073709551615",
+        2 => " up to 65535",
+        4 => " up to 4294967295",
+        _ => "",
     }
 }
 
