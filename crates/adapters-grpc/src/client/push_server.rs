@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::client::inbox::Inbox;
@@ -94,7 +93,7 @@ impl PushServer {
             .initial_stream_window_size(settings.flow_control_window)
             .initial_connection_window_size(settings.flow_control_window)
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(crate::server::nodelay(listener), async {
                 let _ = stopped.await;
             });
         tokio::spawn(async move {

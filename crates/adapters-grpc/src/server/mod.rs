@@ -17,7 +17,6 @@ use gamelan_ports::{EngineError, EngineService, TaskSink};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
@@ -42,8 +41,8 @@ const MAX_BATCH: usize = 1024;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The `ExecutorService` routes, ready to serve alone ([`serve`]) or merged with an axum
-/// router (`routes.into_axum_router().merge(http)`). Must be called inside a tokio runtime
-/// only when served; building is synchronous.
+/// router (`routes.into_axum_router().merge(http)`; set TCP_NODELAY on that listener's
+/// connections too). Building needs no runtime; serving needs tokio.
 pub fn routes(engine: Arc<dyn EngineService>, settings: GrpcServerSettings) -> Routes {
     let push = Arc::new(PushDispatch::new(
         Arc::clone(&engine),
@@ -73,12 +72,12 @@ pub async fn serve(
             .map_err(|e| GrpcError::Tls(e.to_string()))?;
     }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = builder.add_routes(routes).serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async {
-            let _ = stopped.await;
-        },
-    );
+    let server =
+        builder
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(nodelay(listener), async {
+                let _ = stopped.await;
+            });
     tokio::pin!(server);
     tokio::pin!(shutdown);
     tokio::select! {
@@ -90,6 +89,11 @@ pub async fn serve(
         Ok(r) => r.map_err(GrpcError::from),
         Err(_) => Ok(()),
     }
+}
+
+/// Small messages both ways: Nagle's algorithm would hold them back waiting for ACKs.
+pub(crate) fn nodelay(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 struct EngineGrpc {
