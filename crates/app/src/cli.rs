@@ -19,9 +19,97 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run an engine and an executor runtime in one process over real gRPC on 127.0.0.1,
+    /// submit calculate-tax tasks, and check every answer.
+    Demo(DemoArgs),
+    /// Run the executor runtime hosting the built-in executors (calculate-tax,
+    /// order-validator, payment-processor, notification-sender, echo, sleep, fault).
+    /// Configured by application.properties/.yml and GAMELAN_EXECUTOR_* variables.
+    Executor(ServeArgs),
+    /// Run the reference engine: one port for gRPC and the HTTP API (gamelan.engine.port,
+    /// default 8080). Configured by files and GAMELAN_ENGINE_* variables.
+    Engine(EngineArgs),
+    /// Submit tasks to a running engine and wait for their results.
+    Submit(SubmitArgs),
     /// Inspect and validate configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print shell completions for bash, zsh, fish, elvish or powershell.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many calculate-tax tasks to run.
+    #[arg(long, default_value_t = 10_000)]
+    pub tasks: usize,
+    /// Transport between executor and engine: grpc or rest.
+    #[arg(long, default_value = "grpc")]
+    pub transport: String,
+    /// Give up waiting for results after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration files (.properties, .yml, .yaml); later ones override earlier ones.
+    /// Default: application.{properties,yaml,yml} in the working directory and in config/.
+    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+    /// Override a key, e.g. --set transport=rest (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Listening port for gRPC and HTTP (gamelan.engine.port; 0 = any free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Where accepted tasks and results are stored (gamelan.engine.data-dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Keep everything in memory; a restart forgets all (gamelan.engine.ephemeral).
+    #[arg(long)]
+    pub ephemeral: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The engine's base URL.
+    #[arg(
+        long,
+        default_value = "http://localhost:8080",
+        env = "GAMELAN_ENGINE_URL"
+    )]
+    pub engine: String,
+    /// Executor type of the tasks.
+    #[arg(long = "type", short = 't')]
+    pub executor_type: Option<String>,
+    /// Task input as a JSON object, e.g. '{"amount": 100}'.
+    #[arg(long, short = 'i')]
+    pub input: Option<String>,
+    /// How many copies of the task to submit.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub count: usize,
+    /// A JSONL file of task requests ({"executorType": .., "input": {..}} per line).
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Bearer token for an engine with JWT enabled.
+    #[arg(long, env = "GAMELAN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,7 +157,9 @@ mod tests {
             "port=1",
         ])
         .unwrap();
-        let Command::Config(ConfigCommand::Check(args)) = cli.command;
+        let Command::Config(ConfigCommand::Check(args)) = cli.command else {
+            panic!("parsed as another command");
+        };
         assert_eq!(
             args.files,
             [PathBuf::from("a.properties"), PathBuf::from("b.yml")]

@@ -1,0 +1,6 @@
+//! What the `gamelan` subcommands do, as library functions so tests can drive them.
+
+pub mod demo;
+pub mod follow;
+pub mod serve;
+pub mod submit;
