@@ -120,3 +120,95 @@ fn pump_queue(
     }
     assigned
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use gamelan_domain::{ExecutorMetadata, RetryPolicy, Task};
+    use gamelan_ports::{Registration, TaskSink};
+
+    use super::*;
+    use crate::engine::executors::{ExecutorEntry, StreamSlot};
+    use crate::engine::ids::IdGen;
+    use crate::engine::metrics::EngineMetrics;
+
+    struct Nop;
+    impl TaskSink for Nop {
+        fn deliver(&self, _: Task) -> bool {
+            true
+        }
+        fn cancel(&self, _: &str, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn inner() -> Inner {
+        Inner::new(
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+            RetryPolicy::default(),
+            Arc::new(IdGen::new()),
+            Arc::new(EngineMetrics::new()),
+        )
+    }
+
+    fn executor(inner: &mut Inner, id: &str, node_type: &str, max: u32, stream: u32) -> usize {
+        let registration = Registration {
+            executor_id: id.into(),
+            metadata: ExecutorMetadata::new(node_type).max_concurrent_tasks(max),
+            endpoint: String::new(),
+            attributes: BTreeMap::new(),
+        };
+        let mut e = ExecutorEntry::new(registration, 1, 0);
+        e.streams.push(StreamSlot {
+            id: inner.executors.len() as u64 + 1,
+            max_in_flight: stream,
+            in_flight: 0,
+            sink: Arc::new(Nop),
+        });
+        inner.executors.push(Some(e));
+        inner.executors.len() - 1
+    }
+
+    fn submit(inner: &mut Inner, n: usize, node_type: &str) {
+        for i in 0..n {
+            let mut task = Task::new(format!("r{node_type}{i}"), "n", node_type, 1);
+            task.execution_token = format!("t{i}");
+            let key = Inner::key_of(&task);
+            inner.insert(key, Arc::new(task), 0, 0);
+        }
+    }
+
+    #[test]
+    fn pump_fills_each_executor_to_its_room_and_keeps_the_counters() {
+        let mut inner = inner();
+        let a = executor(&mut inner, "a", "x", 2, 10);
+        let b = executor(&mut inner, "b", "x", 10, 3);
+        let c = executor(&mut inner, "c", "y", 10, 10);
+        submit(&mut inner, 8, "x");
+        let mut fx = Effects::default();
+        inner.pump_all(Instant::now(), &mut fx);
+        assert_eq!(fx.deliveries.len(), 5);
+        let to = |slot: usize| fx.deliveries.iter().filter(|d| d.exec == slot).count();
+        assert_eq!((to(a), to(b), to(c)), (2, 3, 0));
+        assert_eq!((inner.queued, inner.in_flight), (3, 5));
+        for d in &fx.deliveries {
+            assert!(matches!(
+                inner.records[d.record].phase,
+                Phase::Assigned(x) if x.exec == d.exec && x.via == Via::Stream(d.stream)
+            ));
+        }
+
+        // A requeued delivery is first in line and comes back as a new attempt.
+        let first = fx.deliveries[0].record;
+        inner.requeue(first);
+        assert_eq!((inner.queued, inner.in_flight), (4, 4));
+        assert_eq!(inner.records[first].task.attempt, 2);
+        let mut fx = Effects::default();
+        inner.pump_all(Instant::now(), &mut fx);
+        assert_eq!(fx.deliveries.len(), 1);
+        assert_eq!(fx.deliveries[0].record, first);
+    }
+}
