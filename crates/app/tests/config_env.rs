@@ -292,3 +292,27 @@ fn kubernetes_environment_of_the_seed() {
         Some(8080)
     );
 }
+
+#[test]
+fn an_unresolvable_placeholder_overridden_by_the_environment_is_no_error() {
+    let file = fixture("remote-application.properties");
+    let (c, warnings) = ExecutorConfig::load(
+        std::slice::from_ref(&file),
+        env(&[("GAMELAN_EXECUTOR_JWT_SECRET", "direct")]),
+    )
+    .expect("the env value replaces ${JWT_SECRET}");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        c.jwt.secret.as_ref().map(gamelan::config::Secret::expose),
+        Some("direct")
+    );
+    // A later file overriding it is just as good.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let later = write(
+        dir.path(),
+        "later.properties",
+        "gamelan.executor.jwt.secret=s\n",
+    );
+    assert!(ExecutorConfig::load(&[file.clone(), later], []).is_ok());
+    assert!(ExecutorConfig::load(&[file], []).is_err());
+}

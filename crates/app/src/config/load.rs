@@ -102,6 +102,8 @@ struct Assignment {
     seq: usize,
     spelled: String,
     value: String,
+    /// Why `value` could not be expanded (`${VAR}` unset without default).
+    unresolved: Option<String>,
     origin: Origin,
     layer: Layer,
 }
@@ -133,23 +135,16 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
                 }
                 continue;
             };
-            let secret = table.is_secret(&target);
-            let value = match interpolate::expand(&entry.value, &lookup) {
-                Ok(v) => v,
-                Err(expected) => {
-                    problems.push(Problem::Value {
-                        key: entry.key,
-                        value: if secret { MASK.into() } else { entry.value },
-                        expected,
-                        origin: entry.origin,
-                    });
-                    continue;
-                }
+            // A value that cannot be expanded is only a problem if nothing overrides it.
+            let (value, unresolved) = match interpolate::expand(&entry.value, &lookup) {
+                Ok(v) => (v, None),
+                Err(expected) => (entry.value, Some(expected)),
             };
             let assignment = Assignment {
                 seq: 0,
                 spelled: entry.key,
                 value,
+                unresolved,
                 origin: entry.origin,
                 layer: Layer::File(index),
             };
@@ -164,6 +159,7 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
                     seq: 0,
                     spelled,
                     value: (*value).to_owned(),
+                    unresolved: None,
                     origin: Origin::Env {
                         var: (*var).to_owned(),
                     },
@@ -196,6 +192,7 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
                     seq: 0,
                     spelled: full,
                     value: value.clone(),
+                    unresolved: None,
                     origin: Origin::Override,
                     layer: Layer::Override,
                 };
@@ -219,9 +216,10 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
     ordered.sort_by_key(|(_, a)| a.seq);
     for (target, a) in ordered {
         let value = a.value.trim();
-        let result = match target {
-            Target::Key(i) => (table.keys[*i].set)(&mut config, value),
-            Target::Member(j, m) => (table.families[*j].set)(&mut config, m, value),
+        let result = match (&a.unresolved, target) {
+            (Some(expected), _) => Err(expected.clone()),
+            (None, Target::Key(i)) => (table.keys[*i].set)(&mut config, value),
+            (None, Target::Member(j, m)) => (table.families[*j].set)(&mut config, m, value),
         };
         match result {
             Ok(()) => {
