@@ -316,3 +316,31 @@ fn an_unresolvable_placeholder_overridden_by_the_environment_is_no_error() {
     assert!(ExecutorConfig::load(&[file.clone(), later], []).is_ok());
     assert!(ExecutorConfig::load(&[file], []).is_err());
 }
+
+#[test]
+fn yaml_log_categories_and_kafka_properties() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "application.yml",
+        "quarkus:\n  log:\n    level: WARN\n    category:\n      \"gamelan.executor.task\":\n        level: DEBUG\n\
+         gamelan:\n  executor:\n    log:\n      level: ERROR\n    kafka:\n      security.protocol: SASL_SSL\n      sasl:\n        mechanism: PLAIN\n",
+    );
+    let (c, warnings) = ExecutorConfig::load(&[f], []).expect("valid");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(c.log.root, LevelFilter::Warn);
+    assert_eq!(c.log.level, Some(LevelFilter::Error));
+    assert_eq!(
+        c.log.categories.get("gamelan.executor.task"),
+        Some(&LevelFilter::Debug)
+    );
+    assert_eq!(
+        c.log_filter(),
+        "warn,gamelan.executor=error,gamelan.executor.task=debug"
+    );
+    assert_eq!(
+        c.kafka.properties.get("security.protocol"),
+        Some("SASL_SSL")
+    );
+    assert_eq!(c.kafka.properties.get("sasl.mechanism"), Some("PLAIN"));
+}

@@ -310,6 +310,7 @@ fn assign<C>(
             suggestion: None,
         });
     }
+    // Arrival order: one more than any assignment seen so far.
     let seq = winners.values().map(|p| p.seq + 1).max().unwrap_or(0);
     winners.insert(target, Assignment { seq, ..a });
 }
