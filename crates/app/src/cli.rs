@@ -36,6 +36,17 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
     Completions(CompletionsArgs),
+    /// GET a URL and exit 0 on a 2xx answer: a health check for images without curl.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// e.g. http://localhost:8080/q/health/ready
+    pub url: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]

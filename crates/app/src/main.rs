@@ -101,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Probe(args) => Ok(probe(&args.url, Duration::from_secs(args.timeout_secs))),
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,
@@ -109,6 +110,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &mut io::stdout(),
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn probe(url: &str, timeout: Duration) -> ExitCode {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    match agent.get(url).call() {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("{url}: HTTP {}", r.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            ExitCode::FAILURE
         }
     }
 }
