@@ -7,7 +7,7 @@ use super::engine::EngineConfig;
 use super::error::ConfigError;
 use super::executor::ExecutorConfig;
 use super::files;
-use super::load::{Effective, Loaded, Sources};
+use super::load::{Effective, Sources};
 
 /// What to check.
 #[derive(Debug, Clone, Default)]
@@ -42,13 +42,20 @@ pub fn check(
             Err(e) => return report_error(&e, err),
         };
     }
-    let result = if request.engine {
-        EngineConfig::load_sources(&sources).map(|l| summary(l, "engine"))
+    // Only what is printed matters here, not the typed configuration.
+    let (what, result) = if request.engine {
+        (
+            "engine",
+            EngineConfig::load_sources(&sources).map(|l| (l.effective, l.warnings)),
+        )
     } else {
-        ExecutorConfig::load_sources(&sources).map(|l| summary(l, "executor"))
+        (
+            "executor",
+            ExecutorConfig::load_sources(&sources).map(|l| (l.effective, l.warnings)),
+        )
     };
     match result {
-        Ok((effective, warnings, what)) => {
+        Ok((effective, warnings)) => {
             for w in &warnings {
                 writeln!(err, "warning: {w}")?;
             }
@@ -57,12 +64,6 @@ pub fn check(
         }
         Err(e) => report_error(&e, err),
     }
-}
-
-type Summary = (Vec<Effective>, Vec<super::error::Warning>, &'static str);
-
-fn summary<C>(loaded: Loaded<C>, what: &'static str) -> Summary {
-    (loaded.effective, loaded.warnings, what)
 }
 
 fn report_error(e: &ConfigError, err: &mut dyn Write) -> io::Result<bool> {
