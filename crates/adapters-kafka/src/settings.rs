@@ -1,0 +1,286 @@
+//! Settings of both sides and the librdkafka configurations built from them.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+/// Topic names (DESIGN.md section 4), each configurable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaTopics {
+    /// Tasks for executor type `T` go to `<tasks_prefix>.T`, so each type scales on its own
+    /// partitions and its own consumer group.
+    pub tasks_prefix: String,
+    pub results: String,
+    pub registrations: String,
+    pub heartbeats: String,
+    pub unregistrations: String,
+    /// Dead letters: task messages without a usable identity, with the reason in a header.
+    pub dlq: String,
+}
+
+impl Default for KafkaTopics {
+    fn default() -> Self {
+        Self {
+            tasks_prefix: "workflow-tasks".into(),
+            results: "workflow-results".into(),
+            registrations: "executor-registrations".into(),
+            heartbeats: "executor-heartbeats".into(),
+            unregistrations: "executor-unregistrations".into(),
+            dlq: "workflow-dlq".into(),
+        }
+    }
+}
+
+impl KafkaTopics {
+    /// The task topic of one executor type. Characters Kafka does not allow in a topic
+    /// name become `_`; both sides use this function, so they always agree.
+    pub fn tasks_for(&self, executor_type: &str) -> String {
+        let mut name = String::with_capacity(self.tasks_prefix.len() + 1 + executor_type.len());
+        name.push_str(&self.tasks_prefix);
+        name.push('.');
+        name.extend(executor_type.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        }));
+        name
+    }
+
+    /// The topics both sides share (everything but the per-type task topics).
+    pub fn shared(&self) -> [&str; 5] {
+        [
+            &self.results,
+            &self.registrations,
+            &self.heartbeats,
+            &self.unregistrations,
+            &self.dlq,
+        ]
+    }
+}
+
+/// Executor side (`gamelan.executor.kafka.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaClientSettings {
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    /// One group for every executor type of this process. `None`: one consumer and one group
+    /// per type, `gamelan-executor-<type>`, so instances of a type share its partitions.
+    pub group_id: Option<String>,
+    pub topics: KafkaTopics,
+    /// Partitions of the topics this process creates when they are missing.
+    pub partitions: u32,
+    pub replication_factor: u16,
+    /// Passed to librdkafka as is after the typed settings (`security.protocol`, `sasl.*`,
+    /// `ssl.*`, tuning), so any of them can be overridden.
+    pub properties: Vec<(String, String)>,
+    /// Bound on every blocking call: delivery reports, topic creation, commits on close.
+    pub request_timeout: Duration,
+    /// How long `connect` waits for the first broker answer before reporting `Unavailable`.
+    pub connect_timeout: Duration,
+    /// How long a rebalance that takes partitions away waits for the results of tasks
+    /// already handed out from them, so their offsets can be committed before another
+    /// member takes over (fewer duplicates). Zero: hand them over at once.
+    pub revoke_grace: Duration,
+}
+
+impl Default for KafkaClientSettings {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "localhost:9092".into(),
+            group_id: None,
+            topics: KafkaTopics::default(),
+            partitions: 4,
+            replication_factor: 1,
+            properties: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            revoke_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl KafkaClientSettings {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The consumer group of one executor type.
+    pub fn group_for(&self, executor_type: &str) -> String {
+        match &self.group_id {
+            Some(g) => g.clone(),
+            None => format!("gamelan-executor-{executor_type}"),
+        }
+    }
+
+    pub(crate) fn producer_config(&self) -> ClientConfig {
+        producer_config(
+            &self.bootstrap_servers,
+            &self.properties,
+            self.request_timeout,
+        )
+    }
+
+    pub(crate) fn consumer_config(&self, group: &str) -> ClientConfig {
+        consumer_config(&self.bootstrap_servers, &self.properties, group)
+    }
+
+    pub(crate) fn admin_config(&self) -> ClientConfig {
+        base_config(&self.bootstrap_servers, &self.properties)
+    }
+}
+
+/// Engine side (`gamelan.engine.kafka.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaEngineSettings {
+    pub bootstrap_servers: String,
+    /// The engine's consumer group on the result and executor topics.
+    pub group_id: String,
+    pub topics: KafkaTopics,
+    pub partitions: u32,
+    pub replication_factor: u16,
+    pub properties: Vec<(String, String)>,
+    pub request_timeout: Duration,
+    /// Most results handed to the engine in one `report` call.
+    pub max_batch: usize,
+}
+
+impl Default for KafkaEngineSettings {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "localhost:9092".into(),
+            group_id: "gamelan-engine".into(),
+            topics: KafkaTopics::default(),
+            partitions: 4,
+            replication_factor: 1,
+            properties: Vec::new(),
+            request_timeout: Duration::from_secs(30),
+            max_batch: 1000,
+        }
+    }
+}
+
+impl KafkaEngineSettings {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn producer_config(&self) -> ClientConfig {
+        producer_config(
+            &self.bootstrap_servers,
+            &self.properties,
+            self.request_timeout,
+        )
+    }
+
+    pub(crate) fn consumer_config(&self) -> ClientConfig {
+        consumer_config(&self.bootstrap_servers, &self.properties, &self.group_id)
+    }
+
+    pub(crate) fn admin_config(&self) -> ClientConfig {
+        base_config(&self.bootstrap_servers, &self.properties)
+    }
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().clamp(1, i32::MAX as u128).to_string()
+}
+
+fn apply(config: &mut ClientConfig, properties: &[(String, String)]) {
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+}
+
+pub(crate) fn base_config(bootstrap: &str, properties: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("client.id", "gamelan");
+    apply(&mut c, properties);
+    c
+}
+
+/// acks=all with idempotence: a result the broker acknowledged is on every in-sync replica,
+/// and a retried send never writes it twice. A delivery that cannot finish within the request
+/// timeout is reported as failed, so the caller's own retry takes over.
+pub(crate) fn producer_config(
+    bootstrap: &str,
+    properties: &[(String, String)],
+    request_timeout: Duration,
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("client.id", "gamelan")
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", millis(request_timeout));
+    apply(&mut c, properties);
+    c
+}
+
+/// Offsets are committed by hand, and only for finished work; a new group starts from the
+/// earliest offset so tasks produced before the first executor joined are not skipped.
+pub(crate) fn consumer_config(
+    bootstrap: &str,
+    properties: &[(String, String)],
+    group: &str,
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("client.id", "gamelan")
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    apply(&mut c, properties);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_topics_are_per_type_and_valid_kafka_names() {
+        let t = KafkaTopics::default();
+        assert_eq!(t.tasks_for("echo"), "workflow-tasks.echo");
+        assert_eq!(
+            t.tasks_for("payment processor/v2"),
+            "workflow-tasks.payment_processor_v2"
+        );
+    }
+
+    #[test]
+    fn groups_default_to_one_per_type() {
+        let mut s = KafkaClientSettings::new("b:9092");
+        assert_eq!(s.group_for("tax"), "gamelan-executor-tax");
+        s.group_id = Some("tax-executor-group".into());
+        assert_eq!(s.group_for("tax"), "tax-executor-group");
+    }
+
+    #[test]
+    fn properties_override_typed_settings() {
+        let mut s = KafkaClientSettings::new("b:9092");
+        s.properties = vec![
+            ("security.protocol".into(), "SASL_SSL".into()),
+            ("linger.ms".into(), "0".into()),
+        ];
+        let p = s.producer_config();
+        assert_eq!(p.get("acks"), Some("all"));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        assert_eq!(p.get("linger.ms"), Some("0"));
+        assert_eq!(p.get("security.protocol"), Some("SASL_SSL"));
+        let c = s.consumer_config("g");
+        assert_eq!(c.get("group.id"), Some("g"));
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+    }
+}
