@@ -59,13 +59,24 @@ impl FromStr for Delivery {
 }
 
 /// TLS towards a server. Without a CA the roots compiled into tonic (if any) are used.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ClientTls {
     pub ca_certificate_pem: Option<Vec<u8>>,
     /// Client certificate and key (PEM) for mutual TLS.
     pub identity: Option<(Vec<u8>, Vec<u8>)>,
     /// Overrides the name checked against the server certificate.
     pub domain: Option<String>,
+}
+
+/// Key material stays out of logs.
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("ca_certificate", &self.ca_certificate_pem.is_some())
+            .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .field("domain", &self.domain)
+            .finish()
+    }
 }
 
 impl ClientTls {
@@ -85,12 +96,21 @@ impl ClientTls {
 }
 
 /// TLS of a listener (engine, or an executor's push server).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerTls {
     pub certificate_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
     /// When set, clients must present a certificate signed by this CA.
     pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("key", &"<redacted>")
+            .field("client_ca", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerTls {
@@ -295,6 +315,22 @@ mod tests {
         assert_eq!(normalize_url("engine:8080", true), "https://engine:8080");
         assert_eq!(normalize_url("grpc://e:1/", false), "http://e:1");
         assert_eq!(normalize_url("http://e:1", true), "http://e:1");
+    }
+
+    #[test]
+    fn debug_output_hides_keys() {
+        let tls = ClientTls {
+            identity: Some((b"CERT".to_vec(), b"SECRET-KEY".to_vec())),
+            ..ClientTls::default()
+        };
+        assert!(!format!("{tls:?}").contains("SECRET"));
+        let server = ServerTls {
+            certificate_pem: b"CERT".to_vec(),
+            key_pem: b"SECRET-KEY".to_vec(),
+            client_ca_pem: None,
+        };
+        assert!(!format!("{server:?}").contains("SECRET"));
+        assert!(!format!("{server:?}").contains("83, 69"));
     }
 
     #[test]

@@ -135,6 +135,22 @@ impl FakeEngine {
         true
     }
 
+    /// Many tasks with one dispatch pass.
+    pub fn enqueue_many(&self, tasks: impl IntoIterator<Item = Task>) {
+        self.mutate(|s| {
+            for task in tasks {
+                s.intake.dispatched(
+                    &task.run_id,
+                    &task.node_id,
+                    task.attempt,
+                    &task.execution_token,
+                );
+                s.queue.push_back(task);
+            }
+            s.dispatch();
+        });
+    }
+
     /// A task as the engine would dispatch it (the intake learns its attempt and token).
     pub fn enqueue(&self, task: Task) {
         self.mutate(|s| {
