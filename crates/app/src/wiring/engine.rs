@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use gamelan_ports::{AllowAll, EngineService, SystemClock, TokenVerifier};
 
 use crate::config::EngineConfig;
@@ -129,6 +130,13 @@ fn router(engine: &Arc<Engine>, opts: &EngineOptions) -> axum::Router {
     router
 }
 
+/// Small messages (tasks, results, acks) must not wait for Nagle's algorithm.
+fn nodelay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        log::debug!(target: "gamelan.engine", "TCP_NODELAY not set: {e}");
+    }
+}
+
 pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEngineError> {
     let engine = Engine::open(opts.settings.clone(), Arc::new(SystemClock))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -150,7 +158,7 @@ pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEng
         let shutdown = async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(listener, app)
+        if let Err(e) = axum::serve(listener.tap_io(nodelay), app)
             .with_graceful_shutdown(shutdown)
             .await
         {
@@ -167,7 +175,10 @@ pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEng
             let shutdown = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(l.tap_io(nodelay), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 log::error!(target: "gamelan.engine", "gRPC listener stopped: {e}");
             }
         }));
