@@ -31,6 +31,9 @@ pub enum Command {
     Engine(EngineArgs),
     /// Submit tasks to a running engine and wait for their results.
     Submit(SubmitArgs),
+    /// Measure noop task throughput, latency, memory and start-up over a transport, beside
+    /// a raw baseline measured in the same run (and optionally a peer such as Celery).
+    Bench(BenchArgs),
     /// Inspect and validate configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -115,6 +118,56 @@ pub struct SubmitArgs {
     /// Bearer token for an engine with JWT enabled.
     #[arg(long, env = "GAMELAN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Transport between the executors and the engine.
+    #[arg(long, value_enum, default_value = "grpc")]
+    pub transport: gamelan::commands::bench::BenchTransport,
+    /// How many noop (echo) tasks to run.
+    #[arg(long, default_value_t = 100_000)]
+    pub tasks: usize,
+    /// Size of each task's payload (echoed back as its output).
+    #[arg(long, default_value_t = 128)]
+    pub payload_bytes: usize,
+    /// Executor runtimes to start.
+    #[arg(long, default_value_t = 1)]
+    pub executors: usize,
+    /// Worker threads per executor runtime.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Open-loop arrival rate in tasks/s (for latency); without it, closed-loop maximum
+    /// throughput.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Run engine and executors inside this process instead of as separate processes.
+    #[arg(long)]
+    pub in_process: bool,
+    /// Also run a peer on the same machine and print ours beside it.
+    #[arg(long, value_enum)]
+    pub compare: Option<gamelan::commands::bench::Peer>,
+    /// Skip the raw baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Results per report (result.batch-size); also the raw REST baseline's batch.
+    #[arg(long, default_value_t = 100)]
+    pub result_batch: usize,
+    /// Admission queue per executor runtime (task.queue-size).
+    #[arg(long, default_value_t = 1000)]
+    pub queue_size: usize,
+    /// Tasks per submission request.
+    #[arg(long, default_value_t = 1000)]
+    pub submit_batch: usize,
+    /// Closed loop: most tasks in flight at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub window: usize,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]

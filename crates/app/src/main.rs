@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command, ConfigCheckArgs, ConfigCommand};
-use gamelan::commands::{demo, serve, submit};
+use gamelan::commands::{bench, demo, serve, submit};
 use gamelan::config::{self, CheckRequest};
 use gamelan::observability::logging;
 
@@ -102,6 +102,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Probe(args) => Ok(probe(&args.url, Duration::from_secs(args.timeout_secs))),
+        Command::Bench(args) => {
+            logging::init("error");
+            let report = bench::run(&bench::BenchOptions {
+                transport: args.transport,
+                tasks: args.tasks,
+                payload_bytes: args.payload_bytes,
+                executors: args.executors,
+                threads: args.threads,
+                queue_size: args.queue_size,
+                result_batch: args.result_batch,
+                submit_batch: args.submit_batch,
+                window: args.window,
+                rate: args.rate,
+                in_process: args.in_process,
+                baseline: !args.no_baseline,
+                compare: args.compare,
+                timeout: Duration::from_secs(args.timeout_secs),
+                exe: None,
+            })?;
+            if args.json {
+                report.print_json(&mut io::stdout().lock())?;
+            } else {
+                report.print(&mut io::stdout().lock())?;
+            }
+            Ok(if report.all_finished() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,

@@ -1,0 +1,291 @@
+//! `gamelan bench`: end-to-end throughput and latency of noop (`echo`) tasks over one
+//! transport, printed beside a raw baseline measured in the same run, so the figure that
+//! matters is the ratio ours/raw on whatever the machine offers right now.
+//!
+//! By default the engine and each executor runtime are separate `gamelan` processes (as in
+//! production); `--in-process` puts everything in the bench process (for profilers), and
+//! `--transport local` always runs in process over the in-memory transport.
+
+mod baseline;
+mod error;
+mod http;
+mod inproc;
+mod load;
+mod peer;
+mod processes;
+mod report;
+mod rss;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gamelan_domain::CommunicationType;
+
+pub use baseline::Raw;
+pub use error::BenchError;
+pub use load::{Done, Driver, Load, Measured};
+pub use peer::{Peer, PeerRun};
+pub use report::{BenchReport, Latency, RssBytes};
+
+use inproc::{EngineDriver, LocalDriver, RuntimeShape};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchTransport {
+    Grpc,
+    Rest,
+    Kafka,
+    Local,
+}
+
+impl BenchTransport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::Rest => "rest",
+            Self::Kafka => "kafka",
+            Self::Local => "local",
+        }
+    }
+
+    fn communication(self) -> CommunicationType {
+        match self {
+            Self::Grpc => CommunicationType::Grpc,
+            Self::Rest => CommunicationType::Rest,
+            Self::Kafka => CommunicationType::Kafka,
+            Self::Local => CommunicationType::Local,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub transport: BenchTransport,
+    pub tasks: usize,
+    pub payload_bytes: usize,
+    /// Executor runtimes (processes, or runtimes in process).
+    pub executors: usize,
+    /// Worker threads per runtime (`task.dispatch-threads`).
+    pub threads: usize,
+    /// Admission queue per runtime (`task.queue-size`).
+    pub queue_size: usize,
+    /// Results per report (`result.batch-size`); also the raw REST baseline's batch.
+    pub result_batch: usize,
+    /// Tasks per submission.
+    pub submit_batch: usize,
+    /// Closed loop: most tasks in flight (submitted, result not yet seen).
+    pub window: usize,
+    /// Open-loop arrival rate (tasks/s); `None` = closed loop, maximum throughput.
+    pub rate: Option<f64>,
+    pub in_process: bool,
+    /// Measure the raw baseline as well (on by default).
+    pub baseline: bool,
+    pub compare: Option<Peer>,
+    pub timeout: Duration,
+    /// The `gamelan` binary to start engine and executors from (default: this one).
+    pub exe: Option<PathBuf>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            transport: BenchTransport::Grpc,
+            tasks: 100_000,
+            payload_bytes: 128,
+            executors: 1,
+            threads: 2,
+            queue_size: 1000,
+            result_batch: 100,
+            submit_batch: 1000,
+            window: 10_000,
+            rate: None,
+            in_process: false,
+            baseline: true,
+            compare: None,
+            timeout: Duration::from_secs(300),
+            exe: None,
+        }
+    }
+}
+
+/// Runs the benchmark described by `opts`; progress lines go to stderr.
+pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
+    if opts.tasks == 0 || opts.executors == 0 || opts.threads == 0 {
+        return Err(BenchError::Usage(
+            "--tasks, --executors and --threads must be at least 1".into(),
+        ));
+    }
+    if opts.transport == BenchTransport::Kafka {
+        return Err(BenchError::NotWired(
+            "kafka",
+            "the Kafka adapter is not wired into the engine and the bench yet; use grpc, rest or local".into(),
+        ));
+    }
+    let payload = "x".repeat(opts.payload_bytes);
+    let load = Load {
+        tasks: opts.tasks,
+        batch: opts.submit_batch,
+        window: opts.window,
+        rate: opts.rate,
+        timeout: opts.timeout,
+    };
+    let shape = RuntimeShape {
+        threads: opts.threads,
+        queue_size: opts.queue_size,
+        result_batch: opts.result_batch,
+    };
+    let mut report = BenchReport::new(opts);
+    if opts.transport == BenchTransport::Local {
+        run_local(opts, &load, shape, &payload, &mut report)?;
+    } else if opts.in_process {
+        run_in_process(opts, &load, shape, &payload, &mut report)?;
+    } else {
+        run_processes(opts, &load, &payload, &mut report)?;
+    }
+    if opts.baseline {
+        eprintln!("measuring the raw {} baseline...", opts.transport.name());
+        let raw = match opts.transport {
+            BenchTransport::Grpc => baseline::grpc(opts.tasks, opts.payload_bytes)?,
+            BenchTransport::Rest => baseline::rest(
+                opts.tasks,
+                opts.payload_bytes,
+                opts.executors,
+                opts.result_batch,
+            )?,
+            BenchTransport::Kafka => baseline::kafka(opts.tasks, opts.payload_bytes)?,
+            BenchTransport::Local => baseline::local(
+                opts.tasks,
+                opts.payload_bytes,
+                opts.executors * opts.threads,
+            )?,
+        };
+        report.set_baseline(raw);
+    }
+    if let Some(peer) = opts.compare {
+        eprintln!("running the {peer:?} peer...");
+        let run = peer::run(
+            peer,
+            opts.tasks,
+            opts.payload_bytes,
+            opts.executors * opts.threads,
+        )?;
+        report.set_peer(run);
+    }
+    Ok(report)
+}
+
+fn run_local(
+    opts: &BenchOptions,
+    load: &Load,
+    shape: RuntimeShape,
+    payload: &str,
+    report: &mut BenchReport,
+) -> Result<(), BenchError> {
+    let local = inproc::start_local(opts.executors, shape)?;
+    report.ready_ms = Some(ms(local.ready));
+    report.rss_bytes.executor_idle = rss::own().map(|m| m.rss_bytes);
+    let driver: Arc<dyn Driver> = Arc::new(LocalDriver {
+        engine: local.engine.clone(),
+        input: inproc::input(payload),
+    });
+    eprintln!(
+        "running {} tasks in process over the local transport...",
+        opts.tasks
+    );
+    let measured = load::run(&driver, load);
+    report.rss_bytes.process = rss::own().map(|m| m.peak_bytes);
+    local.shutdown();
+    report.set_measured(&measured?);
+    Ok(())
+}
+
+fn run_in_process(
+    opts: &BenchOptions,
+    load: &Load,
+    shape: RuntimeShape,
+    payload: &str,
+    report: &mut BenchReport,
+) -> Result<(), BenchError> {
+    let set_up = inproc::start_transport(opts.transport.communication(), opts.executors, shape)?;
+    report.ready_ms = Some(ms(set_up.ready));
+    report.rss_bytes.executor_idle = rss::own().map(|m| m.rss_bytes);
+    let driver: Arc<dyn Driver> = Arc::new(EngineDriver {
+        engine: Arc::clone(&set_up.engine.engine),
+        input: inproc::input(payload),
+    });
+    eprintln!(
+        "running {} tasks in process over {}...",
+        opts.tasks,
+        opts.transport.name()
+    );
+    let measured = load::run(&driver, load);
+    report.rss_bytes.process = rss::own().map(|m| m.peak_bytes);
+    set_up.shutdown();
+    report.set_measured(&measured?);
+    Ok(())
+}
+
+fn run_processes(
+    opts: &BenchOptions,
+    load: &Load,
+    payload: &str,
+    report: &mut BenchReport,
+) -> Result<(), BenchError> {
+    let exe = match &opts.exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    let start_timeout = Duration::from_secs(30);
+    let engine = processes::engine(&exe, start_timeout)?;
+    report.engine_ready_ms = Some(ms(engine.ready_after));
+    let env = processes::ExecutorEnv {
+        engine: engine.addr,
+        transport: opts.transport.name(),
+        threads: opts.threads,
+        queue_size: opts.queue_size,
+        result_batch: opts.result_batch,
+    };
+    let mut executors = Vec::with_capacity(opts.executors);
+    for i in 0..opts.executors {
+        let p = processes::executor(&exe, i, &env, start_timeout)?;
+        report.ready_ms = Some(report.ready_ms.unwrap_or(0.0).max(ms(p.ready_after)));
+        let idle = p.memory().map(|m| m.rss_bytes);
+        report.rss_bytes.executor_idle = report.rss_bytes.executor_idle.max(idle);
+        executors.push(p);
+    }
+    eprintln!(
+        "engine on {} ready in {:.1?}; {} executor process(es) over {} ready; running {} tasks...",
+        engine.addr,
+        engine.ready_after,
+        executors.len(),
+        opts.transport.name(),
+        opts.tasks
+    );
+    let driver: Arc<dyn Driver> = Arc::new(http::HttpDriver::new(
+        &format!("http://{}", engine.addr),
+        inproc::ECHO,
+        payload.to_owned(),
+    ));
+    let measured = load::run(&driver, load);
+    report.rss_bytes.engine = engine.memory().map(|m| m.peak_bytes);
+    report.rss_bytes.executor = executors
+        .iter()
+        .filter_map(|p| p.memory().map(|m| m.peak_bytes))
+        .max();
+    let measured = measured.map_err(|e| {
+        let mut why = e.to_string();
+        why.push_str(&engine.tail());
+        for p in &executors {
+            why.push_str(&p.tail());
+        }
+        BenchError::Runtime(why)
+    })?;
+    drop(executors);
+    drop(engine);
+    report.set_measured(&measured);
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

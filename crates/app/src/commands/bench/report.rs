@@ -1,0 +1,227 @@
+//! What `gamelan bench` prints: a few aligned lines for people, or one JSON object.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::baseline::Raw;
+use super::load::Measured;
+use super::peer::PeerRun;
+use super::{BenchOptions, BenchTransport};
+
+/// Dispatch-to-result latency as the client saw it, microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+/// Peak resident memory; `engine`/`executor` are separate processes' high-water marks,
+/// `process` is the bench process itself when everything ran inside it.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RssBytes {
+    pub engine: Option<u64>,
+    pub executor: Option<u64>,
+    /// An executor's resident set once ready, before any task.
+    pub executor_idle: Option<u64>,
+    pub process: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub transport: &'static str,
+    /// `processes` or `in-process`.
+    pub mode: &'static str,
+    /// `closed-loop` or `open-loop`.
+    pub arrival: &'static str,
+    pub rate: Option<f64>,
+    pub tasks: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub unfinished: usize,
+    pub payload_bytes: usize,
+    pub executors: usize,
+    pub threads_per_executor: usize,
+    pub elapsed_ms: f64,
+    pub tasks_per_sec: f64,
+    pub baseline: Option<Raw>,
+    pub baseline_per_sec: Option<f64>,
+    /// Ours over the raw baseline.
+    pub ratio: Option<f64>,
+    pub latency_us: Latency,
+    pub rss_bytes: RssBytes,
+    /// Executor start until ready (the slowest executor).
+    pub ready_ms: Option<f64>,
+    pub engine_ready_ms: Option<f64>,
+    pub peer: Option<PeerRun>,
+}
+
+impl BenchReport {
+    pub fn new(opts: &BenchOptions) -> Self {
+        Self {
+            transport: opts.transport.name(),
+            mode: if opts.in_process || opts.transport == BenchTransport::Local {
+                "in-process"
+            } else {
+                "processes"
+            },
+            arrival: if opts.rate.is_some() {
+                "open-loop"
+            } else {
+                "closed-loop"
+            },
+            rate: opts.rate,
+            tasks: opts.tasks,
+            completed: 0,
+            failed: 0,
+            unfinished: opts.tasks,
+            payload_bytes: opts.payload_bytes,
+            executors: opts.executors,
+            threads_per_executor: opts.threads,
+            elapsed_ms: 0.0,
+            tasks_per_sec: 0.0,
+            baseline: None,
+            baseline_per_sec: None,
+            ratio: None,
+            latency_us: Latency::default(),
+            rss_bytes: RssBytes::default(),
+            ready_ms: None,
+            engine_ready_ms: None,
+            peer: None,
+        }
+    }
+
+    pub fn set_measured(&mut self, m: &Measured) {
+        self.completed = m.completed;
+        self.failed = m.failed;
+        self.unfinished = m.unfinished;
+        let secs = m.elapsed.as_secs_f64();
+        self.elapsed_ms = secs * 1e3;
+        self.tasks_per_sec = if secs > 0.0 {
+            (m.completed + m.failed) as f64 / secs
+        } else {
+            0.0
+        };
+        let h = &m.latency;
+        if !h.is_empty() {
+            self.latency_us = Latency {
+                p50: h.value_at_quantile(0.50),
+                p90: h.value_at_quantile(0.90),
+                p99: h.value_at_quantile(0.99),
+                max: h.max(),
+                mean: h.mean(),
+            };
+        }
+    }
+
+    pub fn set_baseline(&mut self, raw: Raw) {
+        self.baseline_per_sec = Some(raw.per_sec);
+        self.ratio = (raw.per_sec > 0.0).then(|| self.tasks_per_sec / raw.per_sec);
+        self.baseline = Some(raw);
+    }
+
+    pub fn set_peer(&mut self, mut run: PeerRun) {
+        run.ratio = (run.tasks_per_sec > 0.0).then(|| self.tasks_per_sec / run.tasks_per_sec);
+        self.peer = Some(run);
+    }
+
+    /// Every task finished (completed or failed) before the deadline.
+    pub fn all_finished(&self) -> bool {
+        self.unfinished == 0
+    }
+
+    pub fn print_json(&self, out: &mut impl Write) -> io::Result<()> {
+        serde_json::to_writer(&mut *out, self)?;
+        writeln!(out)
+    }
+
+    pub fn print(&self, out: &mut impl Write) -> io::Result<()> {
+        let arrival = match self.rate {
+            Some(r) => format!("open loop at {r:.0} tasks/s"),
+            None => "closed loop".to_owned(),
+        };
+        writeln!(
+            out,
+            "gamelan bench: {}, {} noop tasks, {} B payload, {} executor(s) x {} threads, {}, {arrival}",
+            self.transport,
+            self.tasks,
+            self.payload_bytes,
+            self.executors,
+            self.threads_per_executor,
+            if self.mode == "processes" {
+                "separate processes"
+            } else {
+                "in process"
+            }
+        )?;
+        writeln!(
+            out,
+            "  throughput    {:>10.0} tasks/s  ({} completed, {} failed, {} unfinished in {:.2} s)",
+            self.tasks_per_sec,
+            self.completed,
+            self.failed,
+            self.unfinished,
+            self.elapsed_ms / 1e3
+        )?;
+        if let Some(raw) = &self.baseline {
+            writeln!(
+                out,
+                "  raw baseline  {:>10.0} msgs/s   ({})",
+                raw.per_sec, raw.name
+            )?;
+        }
+        if let Some(r) = self.ratio {
+            writeln!(out, "  ours/raw      {r:>10.2}x")?;
+        }
+        let l = &self.latency_us;
+        writeln!(
+            out,
+            "  latency       p50 {} us  p90 {} us  p99 {} us  max {} us  (dispatch to result, seen by the client)",
+            l.p50, l.p90, l.p99, l.max
+        )?;
+        let mib = |b: Option<u64>| {
+            b.map_or_else(
+                || "-".to_owned(),
+                |b| format!("{:.1} MiB", b as f64 / 1_048_576.0),
+            )
+        };
+        let r = &self.rss_bytes;
+        if self.mode == "processes" {
+            writeln!(
+                out,
+                "  peak RSS      engine {}  executor {} (idle {})",
+                mib(r.engine),
+                mib(r.executor),
+                mib(r.executor_idle)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  peak RSS      whole bench process {} (after start {})",
+                mib(r.process),
+                mib(r.executor_idle)
+            )?;
+        }
+        if let Some(ready) = self.ready_ms {
+            let engine = self
+                .engine_ready_ms
+                .map(|e| format!(" (engine {e:.1} ms)"))
+                .unwrap_or_default();
+            writeln!(out, "  start->READY  executor {ready:.1} ms{engine}")?;
+        }
+        if let Some(p) = &self.peer {
+            writeln!(
+                out,
+                "  {:<13} {:>10.0} tasks/s  (concurrency {}, worker draining a full queue)",
+                p.peer, p.tasks_per_sec, p.concurrency
+            )?;
+            if let Some(ratio) = p.ratio {
+                writeln!(out, "  ours/{:<8} {ratio:>10.2}x", p.peer)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! Resident memory of a process from `/proc/<pid>/status` (Linux): the current resident set
+//! (`VmRSS`) and its high-water mark (`VmHWM`).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    pub rss_bytes: u64,
+    pub peak_bytes: u64,
+}
+
+/// Reads `VmRSS` and `VmHWM` (kB) out of a status file's text.
+pub fn parse_status(text: &str) -> Option<Memory> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some(Memory {
+        rss_bytes: field("VmRSS:")?,
+        peak_bytes: field("VmHWM:")?,
+    })
+}
+
+pub fn memory(pid: u32) -> Option<Memory> {
+    parse_status(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// This process.
+pub fn own() -> Option<Memory> {
+    memory(std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields_are_read_in_bytes() {
+        let text =
+            "Name:\tgamelan\nVmPeak:\t  99999 kB\nVmHWM:\t    8192 kB\nVmRSS:\t    4096 kB\n";
+        assert_eq!(
+            parse_status(text),
+            Some(Memory {
+                rss_bytes: 4096 * 1024,
+                peak_bytes: 8192 * 1024
+            })
+        );
+        assert_eq!(parse_status("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn own_memory_is_readable_on_linux() {
+        let m = own().expect("/proc/self/status");
+        assert!(m.peak_bytes >= m.rss_bytes && m.rss_bytes > 0);
+    }
+}
