@@ -22,11 +22,12 @@ pub enum GrpcError {
 /// How the executor side reads a failed call: what reconnecting can fix is `Unavailable`,
 /// what it cannot is `Rejected`.
 pub fn status_to_transport(status: &Status) -> TransportError {
-    let what = if status.message().is_empty() {
+    let mut what = if status.message().is_empty() {
         format!("{:?}", status.code())
     } else {
         format!("{:?}: {}", status.code(), status.message())
     };
+    append_sources(&mut what, status);
     match status.code() {
         Code::Unauthenticated | Code::PermissionDenied => TransportError::Unauthenticated(what),
         Code::InvalidArgument
@@ -45,6 +46,27 @@ pub fn status_to_transport(status: &Status) -> TransportError {
         | Code::Unavailable
         | Code::DataLoss => TransportError::Unavailable(what),
     }
+}
+
+/// "transport error" alone hides the cause (an untrusted certificate, a refused
+/// connection): the chain of sources names it.
+fn append_sources(what: &mut String, err: &dyn std::error::Error) {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !what.contains(&text) {
+            what.push_str(": ");
+            what.push_str(&text);
+        }
+        source = cause.source();
+    }
+}
+
+/// An error and all its sources, for messages people read.
+pub fn with_sources(err: &dyn std::error::Error) -> String {
+    let mut what = err.to_string();
+    append_sources(&mut what, err);
+    what
 }
 
 /// How the engine side answers a refused call.

@@ -363,7 +363,10 @@ impl GrpcTransport {
             self.settings.connect_timeout + Duration::from_millis(100),
             async move {
                 endpoint.connect().await.map_err(|e| {
-                    TransportError::Unavailable(format!("cannot connect to {url}: {e}"))
+                    TransportError::Unavailable(format!(
+                        "cannot connect to {url}: {}",
+                        crate::error::with_sources(&e)
+                    ))
                 })
             },
         )?;

@@ -24,6 +24,10 @@ pub struct EngineConfig {
     pub port: u16,
     /// `grpc.port`: an additional, separate gRPC listener.
     pub grpc_port: Option<u16>,
+    /// TLS on the separate gRPC listener (`grpc.use-ssl`, `grpc.certificate-path`,
+    /// `grpc.private-key-path`; `grpc.ca-certificate-path` makes it mutual TLS: clients
+    /// must present a certificate signed by that CA). The main port stays plain, for probes.
+    pub grpc_tls: EngineGrpcTls,
     /// `heartbeat.timeout` (default 60 s): an executor silent this long is dead and its
     /// in-flight tasks go back to the queue.
     pub heartbeat_timeout: Duration,
@@ -43,6 +47,14 @@ pub struct EngineConfig {
     pub max_long_polls: usize,
     pub kafka: KafkaSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EngineGrpcTls {
+    pub use_ssl: bool,
+    pub certificate_path: Option<PathBuf>,
+    pub private_key_path: Option<PathBuf>,
+    pub ca_certificate_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +87,7 @@ impl Default for EngineConfig {
             host: "0.0.0.0".into(),
             port: 8080,
             grpc_port: None,
+            grpc_tls: EngineGrpcTls::default(),
             heartbeat_timeout: Duration::from_secs(60),
             ack_timeout: Duration::from_secs(300),
             jwt: EngineJwt {
@@ -186,6 +199,38 @@ fn table() -> Table<EngineConfig> {
                 Ok(())
             },
             |c| c.grpc_port.map(|p| p.to_string()),
+        ),
+        K::new(
+            p(&["grpc.use-ssl"]),
+            |c, v| {
+                c.grpc_tls.use_ssl = value::boolean(v)?;
+                Ok(())
+            },
+            |c| Some(c.grpc_tls.use_ssl.to_string()),
+        ),
+        K::new(
+            p(&["grpc.certificate-path"]),
+            |c, v| {
+                c.grpc_tls.certificate_path = value::optional_path(v);
+                Ok(())
+            },
+            |c| show_path(c.grpc_tls.certificate_path.as_ref()),
+        ),
+        K::new(
+            p(&["grpc.private-key-path"]),
+            |c, v| {
+                c.grpc_tls.private_key_path = value::optional_path(v);
+                Ok(())
+            },
+            |c| show_path(c.grpc_tls.private_key_path.as_ref()),
+        ),
+        K::new(
+            p(&["grpc.ca-certificate-path"]),
+            |c, v| {
+                c.grpc_tls.ca_certificate_path = value::optional_path(v);
+                Ok(())
+            },
+            |c| show_path(c.grpc_tls.ca_certificate_path.as_ref()),
         ),
         K::new(
             p(&["heartbeat.timeout", "heartbeat.timeout-seconds"]),
@@ -321,6 +366,23 @@ impl Schema for EngineConfig {
     }
 
     fn validate(&self, check: &mut Checker<'_>) {
+        if self.grpc_tls.use_ssl {
+            if self.grpc_port.is_none() {
+                check.fail(
+                    "gamelan.engine.grpc.use-ssl",
+                    "true",
+                    "gamelan.engine.grpc.port to be set: TLS is served on the separate gRPC listener",
+                );
+            }
+            if self.grpc_tls.certificate_path.is_none() || self.grpc_tls.private_key_path.is_none()
+            {
+                check.fail(
+                    "gamelan.engine.grpc.certificate-path",
+                    "(not set)",
+                    "both grpc.certificate-path and grpc.private-key-path when grpc.use-ssl is true",
+                );
+            }
+        }
         if self.jwt.enabled && self.jwt.secret.is_none() {
             check.fail(
                 "gamelan.engine.jwt.enabled",
@@ -349,4 +411,8 @@ impl Schema for EngineConfig {
             );
         }
     }
+}
+
+fn show_path(p: Option<&PathBuf>) -> Option<String> {
+    p.map(|p| p.display().to_string())
 }

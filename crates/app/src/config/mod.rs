@@ -52,7 +52,7 @@ mod secret;
 mod value;
 
 pub use check::{CheckRequest, check};
-pub use engine::{EngineConfig, EngineJwt, EngineRetry};
+pub use engine::{EngineConfig, EngineGrpcTls, EngineJwt, EngineRetry};
 pub use error::{ConfigError, Origin, Problem, Warning, WarningKind};
 pub use executor::{
     EngineConnection, ErrorSettings, ExecutorConfig, GrpcDelivery, GrpcSettings, HeartbeatSettings,

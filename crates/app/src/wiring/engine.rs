@@ -21,6 +21,14 @@ pub enum WiringEngineError {
     Bind { addr: String, reason: String },
     #[error("engine: {0}")]
     Engine(#[from] gamelan_ports::EngineError),
+    #[error("cannot read {what} '{path}': {reason}")]
+    TlsFile {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error("gRPC TLS needs the grpc feature")]
+    TlsUnavailable,
 }
 
 /// A running engine; dropping it without [`EngineProcess::shutdown`] stops it abruptly.
@@ -43,6 +51,8 @@ pub struct EngineOptions {
     pub verifier: Arc<dyn TokenVerifier>,
     pub max_body_bytes: usize,
     pub max_long_polls: usize,
+    /// TLS (and with a client CA, mutual TLS) on the separate gRPC listener.
+    pub grpc_tls: Option<crate::config::EngineGrpcTls>,
 }
 
 impl EngineOptions {
@@ -67,6 +77,7 @@ impl EngineOptions {
             verifier,
             max_body_bytes: usize::try_from(cfg.max_body_size).unwrap_or(usize::MAX),
             max_long_polls: cfg.max_long_polls,
+            grpc_tls: cfg.grpc_tls.use_ssl.then(|| cfg.grpc_tls.clone()),
         }
     }
 }
@@ -169,19 +180,8 @@ pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEng
     if let Some(gb) = opts.grpc_bind {
         let l = bind(&runtime, gb)?;
         grpc_addr = l.local_addr().ok();
-        let app = router(&engine, &opts);
-        let mut rx = stop_rx.clone();
-        servers.push(runtime.spawn(async move {
-            let shutdown = async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = axum::serve(l.tap_io(nodelay), app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                log::error!(target: "gamelan.engine", "gRPC listener stopped: {e}");
-            }
-        }));
+        let rx = stop_rx.clone();
+        servers.push(grpc_listener(&runtime, l, &engine, &opts, rx)?);
     }
     log::info!(
         target: "gamelan.engine",
@@ -200,6 +200,83 @@ pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEng
         stop: Some(stop_tx),
         servers,
     })
+}
+
+fn read_pem(
+    what: &'static str,
+    path: Option<&std::path::PathBuf>,
+) -> Result<Option<Vec<u8>>, WiringEngineError> {
+    path.map(|p| {
+        std::fs::read(p).map_err(|e| WiringEngineError::TlsFile {
+            what,
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+/// The separate gRPC listener: plain gRPC + HTTP like the main port, or gRPC over TLS.
+fn grpc_listener(
+    runtime: &tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+    engine: &Arc<Engine>,
+    opts: &EngineOptions,
+    mut rx: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, WiringEngineError> {
+    let shutdown = async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    if let Some(tls) = &opts.grpc_tls {
+        let cert = read_pem(
+            "gamelan.engine.grpc.certificate-path",
+            tls.certificate_path.as_ref(),
+        )?;
+        let key = read_pem(
+            "gamelan.engine.grpc.private-key-path",
+            tls.private_key_path.as_ref(),
+        )?;
+        let ca = read_pem(
+            "gamelan.engine.grpc.ca-certificate-path",
+            tls.ca_certificate_path.as_ref(),
+        )?;
+        #[cfg(feature = "grpc")]
+        {
+            let server_tls = gamelan_grpc::ServerTls {
+                certificate_pem: cert.unwrap_or_default(),
+                key_pem: key.unwrap_or_default(),
+                client_ca_pem: ca,
+            };
+            let settings = gamelan_grpc::GrpcServerSettings {
+                max_message_size: opts.max_body_bytes,
+                verifier: Arc::clone(&opts.verifier),
+                ..gamelan_grpc::GrpcServerSettings::default()
+            };
+            let service: Arc<dyn EngineService> = Arc::clone(engine) as Arc<dyn EngineService>;
+            let routes = gamelan_grpc::routes(service, settings);
+            return Ok(runtime.spawn(async move {
+                if let Err(e) =
+                    gamelan_grpc::serve(listener, routes, Some(server_tls), shutdown).await
+                {
+                    log::error!(target: "gamelan.engine", "gRPC TLS listener stopped: {e}");
+                }
+            }));
+        }
+        #[cfg(not(feature = "grpc"))]
+        {
+            let _ = (cert, key, ca);
+            return Err(WiringEngineError::TlsUnavailable);
+        }
+    }
+    let app = router(engine, opts);
+    Ok(runtime.spawn(async move {
+        if let Err(e) = axum::serve(listener.tap_io(nodelay), app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            log::error!(target: "gamelan.engine", "gRPC listener stopped: {e}");
+        }
+    }))
 }
 
 impl EngineProcess {
