@@ -70,8 +70,8 @@ impl RawRun {
 /// Produces `messages` messages on one thread while this one consumes them back; the clock
 /// starts once the consumer holds its partitions (the group join is not part of the figure).
 pub fn produce_consume(bench: &RawBench) -> Result<RawRun, KafkaError> {
-    let deadline = Instant::now() + bench.timeout;
     static RUNS: AtomicU64 = AtomicU64::new(0);
+    let deadline = Instant::now() + bench.timeout;
     let unique = format!(
         "gamelan-raw-{}-{}-{}",
         std::process::id(),

@@ -513,7 +513,8 @@ impl Shared {
             });
         // Best effort: the engine's own topics are not where poison is expected to pile up.
         let mut record: BaseRecord<'_, [u8], [u8], Box<sink::SinkDelivery>> =
-            BaseRecord::with_opaque_to(dlq, sink::SinkDelivery::none()).headers(headers);
+            BaseRecord::with_opaque_to(dlq, Box::new(sink::SinkDelivery::DeadLetter))
+                .headers(headers);
         if let Some(k) = m.key() {
             record = record.key(k);
         }

@@ -21,12 +21,6 @@ pub(crate) enum SinkDelivery {
     DeadLetter,
 }
 
-impl SinkDelivery {
-    pub fn none() -> Box<Self> {
-        Box::new(Self::DeadLetter)
-    }
-}
-
 /// A task the broker never took goes back to the engine's queue at once instead of
 /// waiting for its timeout.
 pub(crate) struct SinkCtx {

@@ -125,7 +125,7 @@ pub struct PoisonTask {
     pub error: MessageError,
     /// Enough of the task to address a FAILED result to it (id, run, node, attempt, token,
     /// tenant); `None` when the message does not say which task it is.
-    pub identity: Option<Task>,
+    pub identity: Option<Box<Task>>,
 }
 
 /// Appends the JSON of `task` addressed to `target_executor` to `buf`.
@@ -176,15 +176,15 @@ pub fn decode_task(payload: Option<&[u8]>) -> Result<Task, PoisonTask> {
 }
 
 /// The identity of a task that failed validation, if a result could be addressed to it.
-fn identity_of(task: &Task) -> Option<Task> {
+fn identity_of(task: &Task) -> Option<Box<Task>> {
     if task.task_id.is_empty() || task.attempt == 0 {
         return None;
     }
-    Some(task.clone())
+    Some(Box::new(task.clone()))
 }
 
 /// Reads whatever identifies the task from a message that does not decode.
-fn salvage_identity(v: &Value) -> Option<Task> {
+fn salvage_identity(v: &Value) -> Option<Box<Task>> {
     let obj = v.as_object()?;
     let text = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default();
     let attempt = obj
@@ -193,15 +193,14 @@ fn salvage_identity(v: &Value) -> Option<Task> {
         .and_then(|a| u32::try_from(a).ok())
         .filter(|a| *a > 0);
     let task_id = text("taskId");
-    let (run_id, node_id, attempt) = match task_id.parse::<TaskId>() {
-        Ok(id) => (id.run_id, id.node_id, id.attempt),
-        Err(_) => {
-            let (run, node) = (text("runId"), text("nodeId"));
-            if run.is_empty() || node.is_empty() {
-                return None;
-            }
-            (run.to_owned(), node.to_owned(), attempt?)
+    let (run_id, node_id, attempt) = if let Ok(id) = task_id.parse::<TaskId>() {
+        (id.run_id, id.node_id, id.attempt)
+    } else {
+        let (run, node) = (text("runId"), text("nodeId"));
+        if run.is_empty() || node.is_empty() {
+            return None;
         }
+        (run.to_owned(), node.to_owned(), attempt?)
     };
     let mut node_type = text("nodeType");
     if node_type.is_empty() {
@@ -217,7 +216,7 @@ fn salvage_identity(v: &Value) -> Option<Task> {
     };
     token.clone_into(&mut task.execution_token);
     text("tenantId").clone_into(&mut task.tenant_id);
-    Some(task)
+    Some(Box::new(task))
 }
 
 #[cfg(test)]

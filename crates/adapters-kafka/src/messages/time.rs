@@ -38,6 +38,10 @@ fn from_number(n: f64) -> u64 {
 }
 
 /// `Option<u64>` epoch milliseconds, `None` (and 0) written as `null`.
+#[allow(
+    clippy::ref_option,
+    reason = "the signature serde's `with` attribute calls"
+)]
 pub(crate) fn serialize<S: Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
     match value {
         Some(ms) if *ms > 0 => s.collect_str(&humantime::format_rfc3339_millis(

@@ -146,7 +146,7 @@ impl ConsumerState {
                     }
                 }
                 Err(e) => {
-                    log::warn!(target: "gamelan.executor.error", "Kafka group {}: {e}", self.group)
+                    log::warn!(target: "gamelan.executor.error", "Kafka group {}: {e}", self.group);
                 }
             }
         }

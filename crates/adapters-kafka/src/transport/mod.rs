@@ -54,6 +54,8 @@ const QUEUE_FULL_POLL: Duration = Duration::from_millis(5);
 pub struct KafkaTransport {
     settings: KafkaClientSettings,
     closed: AtomicBool,
+    /// The last `connect` reached a broker; until then other calls fail fast.
+    connected: AtomicBool,
     conn: Mutex<Option<Arc<Connection>>>,
     executors: RwLock<Arc<Executors>>,
     /// Wakes a `receive` that waits for the first registration.
@@ -111,6 +113,7 @@ impl KafkaTransport {
         Self {
             settings,
             closed: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
             conn: Mutex::new(None),
             executors: RwLock::new(Arc::new(Executors::default())),
             registered: (Mutex::new(false), Condvar::new()),
@@ -153,12 +156,14 @@ impl KafkaTransport {
         if self.closed.load(Ordering::Acquire) {
             return Err(TransportError::Closed);
         }
-        self.current().ok_or_else(|| {
-            TransportError::Unavailable(format!(
-                "not connected to Kafka broker(s) {}",
-                self.settings.bootstrap_servers
-            ))
-        })
+        self.current()
+            .filter(|_| self.connected.load(Ordering::Acquire))
+            .ok_or_else(|| {
+                TransportError::Unavailable(format!(
+                    "not connected to Kafka broker(s) {}",
+                    self.settings.bootstrap_servers
+                ))
+            })
     }
 
     fn open(&self) -> Result<Arc<Connection>, KafkaError> {
@@ -345,9 +350,9 @@ impl Connection {
 }
 
 /// Sends, waiting out a full local queue until `deadline`.
-fn send<'a>(
+fn send(
     producer: &ThreadedProducer<ProducerCtx>,
-    mut record: BaseRecord<'a, [u8], [u8], Box<Delivery>>,
+    mut record: BaseRecord<'_, [u8], [u8], Box<Delivery>>,
     deadline: Instant,
 ) -> Result<(), RdKafkaError> {
     loop {
@@ -370,7 +375,8 @@ enum Unusable {
     NoExecutor(Task),
 }
 
-/// What one consumed message turned into.
+/// What one consumed message turned into (a short-lived return value: no box).
+#[allow(clippy::large_enum_variant)]
 enum Taken {
     Task(Task),
     /// Written by the transport itself (FAILED result or dead letter); settles on delivery.
@@ -429,7 +435,7 @@ impl KafkaTransport {
         let (identity, code, reason) = match unusable {
             Unusable::NoExecutor(task) => {
                 let reason = format!("no executor here handles node type '{}'", task.node_type);
-                (Some(task), codes::NO_EXECUTOR, reason)
+                (Some(Box::new(task)), codes::NO_EXECUTOR, reason)
             }
             Unusable::Poison(p) => (p.identity, codes::INVALID_TASK, p.error.to_string()),
         };
@@ -520,6 +526,9 @@ impl KafkaTransport {
                         Ok(m) => m,
                         Err(e) => {
                             if let Some(err) = poll_error(&self.settings.bootstrap_servers, &e) {
+                                if matches!(err, TransportError::Unavailable(_)) {
+                                    self.connected.store(false, Ordering::Release);
+                                }
                                 if out.is_empty() {
                                     return Err(err);
                                 }
@@ -605,9 +614,15 @@ impl EngineTransport for KafkaTransport {
             .settings
             .connect_timeout
             .min(self.settings.request_timeout);
-        conn.admin.check_broker(timeout)?;
-        conn.admin.ensure_topics(&self.settings.topics.shared())?;
-        Ok(())
+        let ready = conn
+            .admin
+            .check_broker(timeout)
+            .and_then(|()| conn.admin.ensure_topics(&self.settings.topics.shared()));
+        if let Err(e) = &ready {
+            log::warn!(target: "gamelan.executor.error", "{e}");
+        }
+        self.connected.store(ready.is_ok(), Ordering::Release);
+        Ok(ready?)
     }
 
     fn register(&self, registrations: &[Registration]) -> Result<(), TransportError> {
