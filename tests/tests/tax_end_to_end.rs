@@ -1,6 +1,6 @@
-//! An engine and an executor as separate processes over real gRPC, once per delivery mode:
-//! a thousand `calculate-tax` tasks submitted over HTTP all complete with the right tax, and
-//! `gamelan submit` run against the same engine exits 0 with its summary.
+//! An engine and an executor as separate processes, once per transport and gRPC delivery
+//! mode: a thousand `calculate-tax` tasks submitted over HTTP all complete with the right
+//! tax, and `gamelan submit` run against the same engine exits 0 with its summary.
 
 use std::time::Duration;
 
@@ -10,32 +10,44 @@ use gamelan_e2e::{Engine, EngineSpec, Executor, ExecutorSpec, Process, e2e};
 const TASKS: usize = 1000;
 const SUBMIT_COUNT: usize = 200;
 
-/// Runs the scenario with `GAMELAN_EXECUTOR_GRPC_DELIVERY=delivery`; `connected` is what the
-/// executor's "connected to engine" line names, proving the mode was really used.
-fn thousand_tax_tasks(delivery: &str, extra: &[(&str, &str)]) -> anyhow::Result<()> {
+/// Runs the scenario over `transport` (`grpc` with `GAMELAN_EXECUTOR_GRPC_DELIVERY=delivery`,
+/// or `rest`), checking in the executor's log that this mode was really the one used.
+fn thousand_tax_tasks(
+    transport: &str,
+    delivery: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let engine = Engine::start(&EngineSpec::ephemeral())?;
-    let mut spec =
-        ExecutorSpec::new("tax", &engine).with("GAMELAN_EXECUTOR_GRPC_DELIVERY", delivery);
+    let mut spec = ExecutorSpec::new("tax", &engine).with("GAMELAN_EXECUTOR_TRANSPORT", transport);
+    if transport == "grpc" {
+        spec = spec.with("GAMELAN_EXECUTOR_GRPC_DELIVERY", delivery);
+    }
     for (k, v) in extra {
         spec = spec.with(k, v);
     }
     let executor = Executor::start(&spec)?;
-    let connected =
-        executor
-            .process
-            .wait_for_line(Duration::from_secs(30), "the connection line", |l| {
-                l.contains("connected to engine")
-            })?;
-    assert!(
-        connected.contains(&format!("({delivery} delivery)")),
-        "executor connected with another delivery: {connected}"
-    );
+    if transport == "grpc" {
+        let connected = executor.process.wait_for_line(
+            Duration::from_secs(30),
+            "the connection line",
+            |l| l.contains("connected to engine"),
+        )?;
+        assert!(
+            connected.contains(&format!("({delivery} delivery)")),
+            "executor connected with another delivery: {connected}"
+        );
+    }
+    executor
+        .process
+        .wait_for_line(Duration::from_secs(30), "the registration line", |l| {
+            l.contains(&format!("connected over {transport} and registered"))
+        })?;
     let views = engine.wait_alive(&[executor.id("calculate-tax")])?;
     let tax = views
         .iter()
         .find(|e| e.executor_id == executor.id("calculate-tax"))
         .expect("listed");
-    assert_eq!(tax.communication_type, "GRPC");
+    assert_eq!(tax.communication_type, transport.to_uppercase());
     let endpoint = tax.endpoint.clone().unwrap_or_default();
     if delivery == "push" {
         assert!(
@@ -49,7 +61,7 @@ fn thousand_tax_tasks(delivery: &str, extra: &[(&str, &str)]) -> anyhow::Result<
         );
     }
 
-    let submitted = engine.api.submit(&tax_requests(delivery, TASKS))?;
+    let submitted = engine.api.submit(&tax_requests(transport, TASKS))?;
     let done = engine
         .api
         .await_completions(&submitted, Duration::from_secs(60))?;
@@ -126,18 +138,19 @@ fn thousand_tax_tasks(delivery: &str, extra: &[(&str, &str)]) -> anyhow::Result<
 
 #[test]
 fn execute_stream_completes_every_task_with_the_right_tax() {
-    e2e(|| thousand_tax_tasks("execute-stream", &[]));
+    e2e(|| thousand_tax_tasks("grpc", "execute-stream", &[]));
 }
 
 #[test]
 fn stream_tasks_completes_every_task_with_the_right_tax() {
-    e2e(|| thousand_tax_tasks("stream-tasks", &[]));
+    e2e(|| thousand_tax_tasks("grpc", "stream-tasks", &[]));
 }
 
 #[test]
 fn push_completes_every_task_with_the_right_tax() {
     e2e(|| {
         thousand_tax_tasks(
+            "grpc",
             "push",
             &[
                 ("GAMELAN_EXECUTOR_GRPC_HOST", "127.0.0.1"),
@@ -145,4 +158,9 @@ fn push_completes_every_task_with_the_right_tax() {
             ],
         )
     });
+}
+
+#[test]
+fn rest_completes_every_task_with_the_right_tax() {
+    e2e(|| thousand_tax_tasks("rest", "long-poll", &[]));
 }
