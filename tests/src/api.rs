@@ -211,7 +211,8 @@ impl Api {
     }
 
     /// Follows the completion feed from its start until every key in `keys` is final, noting
-    /// any task reported final twice. Fails with what is missing at the deadline.
+    /// any of them reported final twice (other tasks in the feed are skipped). Fails with
+    /// what is missing at the deadline.
     pub fn await_completions(
         &self,
         keys: &[Submitted],
@@ -245,6 +246,9 @@ impl Api {
             cursor = next;
             for v in items {
                 let key = v.key();
+                if !wanted.contains(key.as_str()) {
+                    continue;
+                }
                 if done.by_key.insert(key.clone(), v).is_some() {
                     done.repeated.push(key);
                 }
