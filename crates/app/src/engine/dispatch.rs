@@ -177,7 +177,7 @@ mod tests {
             let mut task = Task::new(format!("r{node_type}{i}"), "n", node_type, 1);
             task.execution_token = format!("t{i}");
             let key = Inner::key_of(&task);
-            inner.insert(key, Arc::new(task), 0, 0);
+            inner.insert(key, Arc::new(task), 0, 0, None);
         }
     }
 

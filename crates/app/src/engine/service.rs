@@ -16,6 +16,7 @@ use super::metrics::EngineMetrics;
 use super::record::{Phase, Via, index_key};
 use super::settings::EngineSettings;
 use super::state::{Effects, Inner};
+use super::store::encode_task;
 
 /// How long an overloaded long poll is told to back off.
 const OVERLOAD_BACKOFF: Duration = Duration::from_secs(1);
@@ -36,6 +37,8 @@ struct Prepared {
     task: Arc<Task>,
     max_retries: u32,
     view: TaskView,
+    /// The stored form, encoded before taking the lock (durable engines only).
+    encoded: Option<Vec<u8>>,
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -466,13 +469,20 @@ impl Shared {
             submitted_at_ms: now_ms,
             completed_at_ms: None,
         };
+        let max_retries = request
+            .max_attempts
+            .unwrap_or(self.settings.retry.max_attempts);
+        let encoded = self
+            .settings
+            .data_dir
+            .is_some()
+            .then(|| encode_task(&task, 0, max_retries, now_ms));
         Ok(Prepared {
             key: index_key(&task.run_id, &task.node_id),
             task: Arc::new(task),
-            max_retries: request
-                .max_attempts
-                .unwrap_or(self.settings.retry.max_attempts),
+            max_retries,
             view,
+            encoded,
         })
     }
 
@@ -504,7 +514,7 @@ impl Shared {
                         // after a lost answer gets the task it already created.
                         return Ok(inner.records[existing].view());
                     }
-                    inner.insert(p.key, p.task, p.max_retries, now_ms);
+                    inner.insert(p.key, p.task, p.max_retries, now_ms, p.encoded);
                     Ok(p.view)
                 })
                 .collect();

@@ -16,7 +16,7 @@ use super::executors::ExecutorEntry;
 use super::ids::IdGen;
 use super::metrics::{EngineMetrics, GaugeSample};
 use super::record::{Phase, TaskRecord, Via, index_key};
-use super::store::{StoredOutcome, WriteOp};
+use super::store::{StoredOutcome, WriteOp, encode_task};
 
 /// Tasks waiting for one node type, with that type's round-robin cursor.
 #[derive(Debug, Default)]
@@ -127,19 +127,18 @@ impl Inner {
         }
     }
 
-    fn write_task(&mut self, slot: usize) {
+    /// Stores a record's task; `bytes` when the caller encoded it already (outside the
+    /// lock).
+    fn write_task(&mut self, slot: usize, bytes: Option<Vec<u8>>) {
         if self.store.is_none() {
             return;
         }
         let rec = &self.records[slot];
-        let op = WriteOp::Task {
-            key: rec.db_key,
-            task: Arc::clone(&rec.task),
-            retries: rec.retries,
-            max_retries: rec.max_retries,
-            submitted_at_ms: rec.submitted_at_ms,
-        };
-        self.write(op);
+        let bytes = bytes.unwrap_or_else(|| {
+            encode_task(&rec.task, rec.retries, rec.max_retries, rec.submitted_at_ms)
+        });
+        let key = rec.db_key;
+        self.write(WriteOp::Task { key, bytes });
     }
 
     /// Queues a barrier after everything written so far; `None` when nothing needs waiting
@@ -197,13 +196,15 @@ impl Inner {
 
     // ---- task moves ----------------------------------------------------------------
 
-    /// Adds a freshly accepted attempt-1 task and queues it.
+    /// Adds a freshly accepted attempt-1 task and queues it; `encoded` is its stored form
+    /// when the caller prepared it.
     pub(super) fn insert(
         &mut self,
         key: String,
         task: Arc<Task>,
         max_retries: u32,
         submitted_at_ms: u64,
+        encoded: Option<Vec<u8>>,
     ) -> usize {
         let slot = self.records.len();
         self.intake.dispatched(
@@ -227,7 +228,7 @@ impl Inner {
             completed_at_ms: None,
         });
         self.index.insert(key, slot);
-        self.write_task(slot);
+        self.write_task(slot, encoded);
         self.queued += 1;
         self.enqueue(slot, false);
         self.metrics.submitted.inc();
@@ -292,7 +293,7 @@ impl Inner {
         let task = &rec.task;
         self.intake
             .dispatched(&task.run_id, &task.node_id, attempt, &task.execution_token);
-        self.write_task(slot);
+        self.write_task(slot, None);
     }
 
     /// Takes an assigned task back and queues it first in line. A task that may have

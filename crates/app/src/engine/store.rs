@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -63,18 +62,34 @@ pub(super) struct StoredOutcome {
 }
 
 pub(super) enum WriteOp {
+    /// A task, already encoded with [`encode_task`] (by the submitting thread, so the
+    /// writer only inserts).
     Task {
         key: u64,
-        task: Arc<Task>,
-        retries: u32,
-        max_retries: u32,
-        submitted_at_ms: u64,
+        bytes: Vec<u8>,
     },
     Outcome {
         key: u64,
         outcome: StoredOutcome,
     },
     Barrier(Sender<Result<(), String>>),
+}
+
+/// The stored form of a task.
+pub(super) fn encode_task(
+    task: &Task,
+    retries: u32,
+    max_retries: u32,
+    submitted_at_ms: u64,
+) -> Vec<u8> {
+    let stored = StoredTaskRef {
+        task,
+        retries,
+        max_retries,
+        submitted_at_ms,
+    };
+    // Serialising plain data into a Vec cannot fail.
+    serde_json::to_vec(&stored).unwrap_or_default()
 }
 
 /// What a previous run left behind.
@@ -166,22 +181,9 @@ fn commit(db: &Database, group: &[WriteOp], buf: &mut Vec<u8>) -> Result<(), Str
         for op in group {
             buf.clear();
             match op {
-                WriteOp::Task {
-                    key,
-                    task,
-                    retries,
-                    max_retries,
-                    submitted_at_ms,
-                } => {
-                    let stored = StoredTaskRef {
-                        task,
-                        retries: *retries,
-                        max_retries: *max_retries,
-                        submitted_at_ms: *submitted_at_ms,
-                    };
-                    serde_json::to_writer(&mut *buf, &stored).map_err(|e| e.to_string())?;
+                WriteOp::Task { key, bytes } => {
                     tasks
-                        .insert(*key, buf.as_slice())
+                        .insert(*key, bytes.as_slice())
                         .map_err(|e| e.to_string())?;
                 }
                 WriteOp::Outcome { key, outcome } => {
@@ -211,10 +213,7 @@ mod tests {
         task.context.insert("a".into(), 1.into());
         tx.send(WriteOp::Task {
             key: 7,
-            task: Arc::new(task.clone()),
-            retries: 0,
-            max_retries: 3,
-            submitted_at_ms: 5,
+            bytes: encode_task(&task, 0, 3, 5),
         })
         .unwrap();
         tx.send(WriteOp::Outcome {
