@@ -39,7 +39,11 @@ fn main() {
     let mut one = Vec::new();
     encode_task(&all[0], ECHO, &mut one);
 
-    let raw = produce_consume(&RawBench::new(bootstrap.clone(), n, one.len())).expect("raw run");
+    // The same client properties for both measurements.
+    let s = settings(&bootstrap);
+    let mut bench = RawBench::new(bootstrap.clone(), n, one.len());
+    bench.properties.clone_from(&s.properties);
+    let raw = produce_consume(&bench).expect("raw run");
     println!(
         "raw rdkafka:     {n} x {} B produced+consumed in {:.2?} = {:.0} msgs/s (produce alone {:.2?})",
         one.len(),
@@ -48,14 +52,13 @@ fn main() {
         raw.produce
     );
 
-    let s = settings(&bootstrap);
     let topics = s.topics.clone();
     let worker = EchoWorker::start(transport(s, "bench-echo", ECHO), true);
     wait_until(Duration::from_secs(60), "partitions", || {
         worker.transport.assignment().len() == 4
     });
     let mut reader = ResultReader::new(&bootstrap, &topics);
-    reader.poll(Duration::from_millis(500));
+    reader.wait_assigned(Duration::from_secs(60));
     let started = Instant::now();
     std::thread::scope(|s| {
         s.spawn(|| produce_tasks(&bootstrap, &topics, &all));

@@ -83,6 +83,9 @@ pub struct KafkaClientSettings {
     /// already handed out from them, so their offsets can be committed before another
     /// member takes over (fewer duplicates). Zero: hand them over at once.
     pub revoke_grace: Duration,
+    /// How often finished offsets are committed while running (always on close and before
+    /// partitions go). Longer means fewer commit requests and more re-delivery after a crash.
+    pub commit_interval: Duration,
 }
 
 impl Default for KafkaClientSettings {
@@ -97,6 +100,7 @@ impl Default for KafkaClientSettings {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             revoke_grace: Duration::from_secs(5),
+            commit_interval: Duration::from_millis(200),
         }
     }
 }
@@ -220,7 +224,7 @@ pub(crate) fn producer_config(
         .set("client.id", "gamelan")
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .set("linger.ms", "2")
+        .set("linger.ms", "0")
         .set("message.timeout.ms", millis(request_timeout));
     apply(&mut c, properties);
     c

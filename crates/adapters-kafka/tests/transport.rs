@@ -100,7 +100,7 @@ fn a_member_dropped_mid_run_leaves_its_unfinished_tasks_to_the_other() {
         // Let the holder take all of its share before it dies.
         let mut last = 0;
         wait_until(LONG, "the holder's intake to settle", || {
-            reader.poll(Duration::from_millis(200));
+            let _ = reader.poll(Duration::from_millis(200));
             let n = holder.received_count();
             let done = n == last && reader.results.len() + n >= 200;
             last = n;

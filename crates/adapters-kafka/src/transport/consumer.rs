@@ -219,10 +219,17 @@ pub(crate) struct TypeConsumer {
     pub state: Arc<ConsumerState>,
     topics: Mutex<Vec<String>>,
     paused: AtomicBool,
+    commit_interval: Duration,
+    last_commit: Mutex<Instant>,
 }
 
 impl TypeConsumer {
-    pub fn new(config: &ClientConfig, group: String, grace: Duration) -> Result<Self, KafkaError> {
+    pub fn new(
+        config: &ClientConfig,
+        group: String,
+        grace: Duration,
+        commit_interval: Duration,
+    ) -> Result<Self, KafkaError> {
         let state = Arc::new(ConsumerState {
             group,
             inner: Mutex::new(Inner::default()),
@@ -241,6 +248,8 @@ impl TypeConsumer {
             state,
             topics: Mutex::new(Vec::new()),
             paused: AtomicBool::new(false),
+            commit_interval,
+            last_commit: Mutex::new(Instant::now()),
         })
     }
 
@@ -295,8 +304,21 @@ impl TypeConsumer {
         }
     }
 
-    /// Commits (asynchronously) the positions that advanced.
+    /// Commits (asynchronously) the positions that advanced, at most once per
+    /// `commit_interval`: a commit per result batch would load the broker for nothing, since
+    /// what is not committed yet is only re-delivered after a crash, never lost.
     pub fn commit_due(&self) {
+        let now = Instant::now();
+        {
+            let mut last = self
+                .last_commit
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if now.duration_since(*last) < self.commit_interval {
+                return;
+            }
+            *last = now;
+        }
         let commits = self.state.lock().offsets.take_commits();
         self.commit(&commits, CommitMode::Async);
     }

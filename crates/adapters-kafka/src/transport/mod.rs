@@ -212,6 +212,7 @@ impl KafkaTransport {
                     &config,
                     group,
                     self.settings.revoke_grace,
+                    self.settings.commit_interval,
                 )?));
             }
             let names: Vec<String> = types.iter().map(|t| topics.tasks_for(t)).collect();
@@ -224,7 +225,12 @@ impl KafkaTransport {
                 }
                 let group = self.settings.group_for(t);
                 let config = self.settings.consumer_config(&group);
-                let c = TypeConsumer::new(&config, group, self.settings.revoke_grace)?;
+                let c = TypeConsumer::new(
+                    &config,
+                    group,
+                    self.settings.revoke_grace,
+                    self.settings.commit_interval,
+                )?;
                 c.subscribe(&[topic])?;
                 consumers.push(Arc::new(c));
             }

@@ -40,7 +40,9 @@ pub fn fast_properties() -> Vec<(String, String)> {
         ("heartbeat.interval.ms", "300"),
         ("session.timeout.ms", "6000"),
         ("topic.metadata.refresh.interval.ms", "1000"),
-        ("fetch.wait.max.ms", "100"),
+        ("fetch.wait.max.ms", "10"),
+        // tansu answers a fetch on an empty partition in a way librdkafka backs off from.
+        ("fetch.error.backoff.ms", "10"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -145,7 +147,8 @@ pub fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", "10")
+        .set("fetch.error.backoff.ms", "10")
         .set("heartbeat.interval.ms", "300")
         .create()
         .expect("test consumer")
@@ -171,39 +174,56 @@ impl ResultReader {
 
     /// Polls until results for every id in `ids` arrived; panics at `timeout`.
     pub fn wait_for(&mut self, ids: impl IntoIterator<Item = String>, timeout: Duration) {
-        let wanted: HashSet<String> = ids.into_iter().collect();
+        let mut missing: HashSet<String> = ids
+            .into_iter()
+            .filter(|id| !self.results.contains_key(id))
+            .collect();
+        let total = missing.len();
         let deadline = Instant::now() + timeout;
-        loop {
-            let missing = wanted
-                .iter()
-                .filter(|id| !self.results.contains_key(*id))
-                .count();
-            if missing == 0 {
-                return;
-            }
+        while !missing.is_empty() {
             assert!(
                 Instant::now() < deadline,
-                "{missing} of {} results missing after {timeout:?}",
-                wanted.len()
+                "{} of {total} results missing after {timeout:?}",
+                missing.len()
             );
-            self.poll(Duration::from_millis(100));
+            for id in self.poll(Duration::from_millis(10)) {
+                missing.remove(&id);
+            }
         }
     }
 
-    pub fn poll(&mut self, wait: Duration) {
+    /// Polls until the reader's group gave it partitions (so a clock started after this
+    /// does not include the group join).
+    pub fn wait_assigned(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.consumer.assignment().map_or(0, |a| a.count()) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no partitions for the result reader"
+            );
+            self.poll(Duration::from_millis(50));
+        }
+    }
+
+    /// Takes what arrived within `wait`; returns the task ids of the new results.
+    pub fn poll(&mut self, wait: Duration) -> Vec<String> {
+        let mut new = Vec::new();
         let mut timeout = wait;
         while let Some(m) = self.consumer.poll(timeout) {
             timeout = Duration::ZERO;
             let Ok(m) = m else { continue };
             match decode_result(m.payload()) {
-                Ok(r) => self
-                    .results
-                    .entry(r.task_id().to_owned())
-                    .or_default()
-                    .push(r),
+                Ok(r) => {
+                    new.push(r.task_id().to_owned());
+                    self.results
+                        .entry(r.task_id().to_owned())
+                        .or_default()
+                        .push(r);
+                }
                 Err(_) => self.undecodable += 1,
             }
         }
+        new
     }
 }
 
