@@ -105,7 +105,16 @@ fn start_on(port: u16, data_dir: &Path) -> anyhow::Result<Engine> {
     )
 }
 
-fn engine_restart_loses_nothing(transport: &str) -> anyhow::Result<()> {
+/// How the first engine goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGKILL: only what the store committed survives.
+    Kill,
+    /// SIGTERM: the engine shuts down in order and exits 0.
+    Terminate,
+}
+
+fn engine_restart_loses_nothing(transport: &str, stop: Stop) -> anyhow::Result<()> {
     const TASKS: usize = 200;
     let data = tempfile::tempdir()?;
     let mut engine = start_on(0, data.path())?;
@@ -126,7 +135,17 @@ fn engine_restart_loses_nothing(transport: &str) -> anyhow::Result<()> {
             .statistics()
             .is_ok_and(|s| s.tasks_completed >= 20 && s.tasks_in_flight > 0)
     })?;
-    engine.process.kill()?;
+    match stop {
+        Stop::Kill => engine.process.kill()?,
+        Stop::Terminate => {
+            engine.process.terminate()?;
+            let status = engine.process.wait_exit(Duration::from_secs(30))?;
+            assert!(
+                status.success(),
+                "a terminated engine exits 0, got {status}"
+            );
+        }
+    }
     drop(engine);
 
     let engine = start_on(port, data.path())?;
@@ -157,11 +176,16 @@ fn engine_restart_loses_nothing(transport: &str) -> anyhow::Result<()> {
 }
 
 #[test]
-fn engine_restart_on_the_same_port_and_data_loses_nothing_grpc() {
-    e2e(|| engine_restart_loses_nothing("grpc"));
+fn engine_killed_and_restarted_on_the_same_port_and_data_loses_nothing_grpc() {
+    e2e(|| engine_restart_loses_nothing("grpc", Stop::Kill));
 }
 
 #[test]
-fn engine_restart_on_the_same_port_and_data_loses_nothing_rest() {
-    e2e(|| engine_restart_loses_nothing("rest"));
+fn engine_terminated_and_restarted_on_the_same_port_and_data_loses_nothing_grpc() {
+    e2e(|| engine_restart_loses_nothing("grpc", Stop::Terminate));
+}
+
+#[test]
+fn engine_killed_and_restarted_on_the_same_port_and_data_loses_nothing_rest() {
+    e2e(|| engine_restart_loses_nothing("rest", Stop::Kill));
 }
