@@ -222,7 +222,8 @@ impl Api {
         let wanted: std::collections::HashSet<&str> = keys.iter().map(|s| s.key.as_str()).collect();
         let mut done = Completions::default();
         let mut cursor = 0;
-        while wanted.iter().any(|k| !done.by_key.contains_key(*k)) {
+        // Only wanted keys are kept, so the count says when all are in.
+        while done.by_key.len() < wanted.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 let missing: Vec<_> = wanted
@@ -232,11 +233,7 @@ impl Api {
                     .collect();
                 bail!(
                     "{} of {} tasks not final after {timeout:?}, e.g. {missing:?}; statistics: {:?}",
-                    wanted.len()
-                        - wanted
-                            .iter()
-                            .filter(|k| done.by_key.contains_key(**k))
-                            .count(),
+                    wanted.len() - done.by_key.len(),
                     wanted.len(),
                     self.statistics().ok()
                 );
