@@ -156,6 +156,10 @@ pub struct BenchArgs {
     /// Results per report (result.batch-size); also the raw REST baseline's batch.
     #[arg(long, default_value_t = 100)]
     pub result_batch: usize,
+    /// How long a partial result batch waits for company (result.batch-timeout); 0 sends
+    /// what is queued at once.
+    #[arg(long, default_value_t = 0)]
+    pub result_batch_timeout_ms: u64,
     /// Admission queue per executor runtime (task.queue-size).
     #[arg(long, default_value_t = 1000)]
     pub queue_size: usize,
@@ -165,6 +169,9 @@ pub struct BenchArgs {
     /// Closed loop: most tasks in flight at once.
     #[arg(long, default_value_t = 10_000)]
     pub window: usize,
+    /// Tasks run (and not measured) before the measured ones.
+    #[arg(long, default_value_t = 1000)]
+    pub warmup: usize,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_secs: u64,

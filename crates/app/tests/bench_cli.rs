@@ -26,6 +26,12 @@ fn bench_json(args: &[&str]) -> Value {
     serde_json::from_str(lines[0]).expect("valid JSON")
 }
 
+fn count(v: &Value, key: &str) -> u64 {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{key} is not a count in {v}"))
+}
+
 fn number(v: &Value, path: &[&str]) -> f64 {
     let mut cur = v;
     for p in path {
@@ -49,10 +55,10 @@ fn local_bench_reports_every_field_and_finishes_all_tasks() {
     ]);
     assert_eq!(v["transport"], "local");
     assert_eq!(v["mode"], "in-process");
-    assert_eq!(number(&v, &["tasks"]), 2000.0);
-    assert_eq!(number(&v, &["completed"]), 2000.0);
-    assert_eq!(number(&v, &["failed"]), 0.0);
-    assert_eq!(number(&v, &["unfinished"]), 0.0);
+    assert_eq!(count(&v, "tasks"), 2000);
+    assert_eq!(count(&v, "completed"), 2000);
+    assert_eq!(count(&v, "failed"), 0);
+    assert_eq!(count(&v, "unfinished"), 0);
     for key in ["tasks_per_sec", "baseline_per_sec", "ratio", "ready_ms"] {
         let x = number(&v, &[key]);
         assert!(x.is_finite() && x > 0.0, "{key} = {x}");

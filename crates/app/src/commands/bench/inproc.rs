@@ -43,6 +43,7 @@ pub struct RuntimeShape {
     pub threads: usize,
     pub queue_size: usize,
     pub result_batch: usize,
+    pub result_batch_timeout: Duration,
 }
 
 /// Engine and runtimes in this process over a real transport on 127.0.0.1.
@@ -80,6 +81,7 @@ pub fn start_transport(
         cfg.task.dispatch_threads = shape.threads;
         cfg.task.queue_size = shape.queue_size;
         cfg.result.batch_size = shape.result_batch;
+        cfg.result.batch_timeout = shape.result_batch_timeout;
         let t0 = Instant::now();
         let runtime = runtime_builder(&cfg)
             .map_err(BenchError::runtime)?
@@ -174,7 +176,7 @@ pub fn start_local(executors: usize, shape: RuntimeShape) -> Result<Local, Bench
             },
             batch: gamelan_domain::BatchPolicy {
                 max_size: shape.result_batch,
-                max_age: Duration::ZERO,
+                max_age: shape.result_batch_timeout,
             },
             heartbeat_enabled: false,
             ..RuntimeSettings::default()

@@ -49,6 +49,9 @@ pub fn index_of(run_id: &str) -> Option<usize> {
 
 #[derive(Debug, Clone)]
 pub struct Load {
+    /// Index of the first task: a warm-up and the measured run use disjoint run ids (the
+    /// engine de-duplicates submissions by run id).
+    pub first: usize,
     pub tasks: usize,
     /// Tasks per submission in closed loop (open loop sends what is due, up to this).
     pub batch: usize,
@@ -77,13 +80,13 @@ struct Clock {
 }
 
 impl Clock {
-    fn mark(&self, index: usize, at: Instant) {
+    fn mark(&self, slot: usize, at: Instant) {
         let ns = at.saturating_duration_since(self.start).as_nanos() as u64;
-        self.sent[index].store(ns + 1, Ordering::Release);
+        self.sent[slot].store(ns + 1, Ordering::Release);
     }
 
-    fn sent(&self, index: usize) -> Option<u64> {
-        match self.sent.get(index)?.load(Ordering::Acquire) {
+    fn sent(&self, slot: usize) -> Option<u64> {
+        match self.sent.get(slot)?.load(Ordering::Acquire) {
             0 => None,
             ns => Some(ns - 1),
         }
@@ -142,7 +145,7 @@ fn follow(
     driver: &dyn Driver,
     clock: &Clock,
     progress: &Progress,
-    tasks: usize,
+    (first, tasks): (usize, usize),
     deadline: Instant,
 ) -> Result<Followed, BenchError> {
     let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
@@ -164,7 +167,10 @@ fn follow(
         let now = Instant::now();
         let now_ns = now.saturating_duration_since(clock.start).as_nanos() as u64;
         for d in &page {
-            if d.index >= tasks || std::mem::replace(&mut seen[d.index], true) {
+            let Some(slot) = d.index.checked_sub(first).filter(|&s| s < tasks) else {
+                continue;
+            };
+            if std::mem::replace(&mut seen[slot], true) {
                 continue;
             }
             if d.completed {
@@ -172,7 +178,7 @@ fn follow(
             } else {
                 failed += 1;
             }
-            if let Some(sent) = clock.sent(d.index) {
+            if let Some(sent) = clock.sent(slot) {
                 let us = now_ns.saturating_sub(sent) / 1_000;
                 let _ = latency.record(us.max(1));
             }
@@ -193,7 +199,7 @@ fn follow(
 
 /// Runs the load through `driver` and waits for every result (or the timeout).
 pub fn run(driver: &Arc<dyn Driver>, load: &Load) -> Result<Measured, BenchError> {
-    let tasks = load.tasks;
+    let (first, tasks) = (load.first, load.tasks);
     let batch = load.batch.max(1);
     let start = Instant::now();
     let deadline = start + load.timeout;
@@ -216,7 +222,7 @@ pub fn run(driver: &Arc<dyn Driver>, load: &Load) -> Result<Measured, BenchError
         thread::Builder::new()
             .name("bench-follow".into())
             .spawn(move || {
-                let r = follow(driver.as_ref(), &clock, &progress, tasks, deadline);
+                let r = follow(driver.as_ref(), &clock, &progress, (first, tasks), deadline);
                 if r.is_err() {
                     progress.failed_to_follow.store(true, Ordering::Release);
                     progress.notify();
@@ -226,7 +232,7 @@ pub fn run(driver: &Arc<dyn Driver>, load: &Load) -> Result<Measured, BenchError
     };
     let submitted = match load.rate {
         None => closed_loop(driver.as_ref(), &clock, &progress, load, batch, deadline),
-        Some(rate) => open_loop(driver.as_ref(), &clock, tasks, rate, batch, deadline),
+        Some(rate) => open_loop(driver.as_ref(), &clock, load, rate, batch, deadline),
     };
     let followed = follower
         .join()
@@ -263,10 +269,10 @@ fn closed_loop(
         }
         let count = batch.min(load.tasks - next);
         let now = Instant::now();
-        for i in next..next + count {
-            clock.mark(i, now);
+        for slot in next..next + count {
+            clock.mark(slot, now);
         }
-        driver.submit(next, count)?;
+        driver.submit(load.first + next, count)?;
         next += count;
     }
     Ok(())
@@ -275,7 +281,7 @@ fn closed_loop(
 fn open_loop(
     driver: &dyn Driver,
     clock: &Clock,
-    tasks: usize,
+    load: &Load,
     rate: f64,
     batch: usize,
     deadline: Instant,
@@ -286,6 +292,7 @@ fn open_loop(
         )));
     }
     let interval = Duration::from_secs_f64(1.0 / rate);
+    let tasks = load.tasks;
     let scheduled = |i: usize| clock.start + interval.mul_f64(i as f64);
     let mut next = 0;
     while next < tasks && Instant::now() < deadline {
@@ -301,7 +308,7 @@ fn open_loop(
             clock.mark(next + count, scheduled(next + count));
             count += 1;
         }
-        driver.submit(next, count)?;
+        driver.submit(load.first + next, count)?;
         next += count;
     }
     Ok(())
@@ -350,6 +357,7 @@ mod tests {
 
     fn load(tasks: usize, rate: Option<f64>) -> Load {
         Load {
+            first: 0,
             tasks,
             batch: 64,
             window: 256,
@@ -377,6 +385,23 @@ mod tests {
         assert_eq!(m.unfinished, 0);
         // 200 tasks at 20k/s cannot take less than 10 ms of schedule.
         assert!(m.elapsed >= Duration::from_millis(9), "{:?}", m.elapsed);
+    }
+
+    #[test]
+    fn a_second_run_counts_only_its_own_tasks() {
+        let driver: Arc<dyn Driver> = Arc::new(Immediate::default());
+        let warm = run(&driver, &load(100, None)).unwrap();
+        assert_eq!(warm.completed + warm.failed, 100);
+        let measured = run(
+            &driver,
+            &Load {
+                first: 100,
+                ..load(300, None)
+            },
+        )
+        .unwrap();
+        assert_eq!((measured.completed, measured.failed), (150, 150));
+        assert_eq!(measured.latency.len(), 300);
     }
 
     #[test]

@@ -190,6 +190,7 @@ pub struct ExecutorEnv {
     pub threads: usize,
     pub queue_size: usize,
     pub result_batch: usize,
+    pub result_batch_timeout: Duration,
 }
 
 pub fn executor(
@@ -220,6 +221,10 @@ pub fn executor(
         (
             "GAMELAN_EXECUTOR_RESULT_BATCH_SIZE",
             cfg.result_batch.to_string(),
+        ),
+        (
+            "GAMELAN_EXECUTOR_RESULT_BATCH_TIMEOUT",
+            format!("{}ms", cfg.result_batch_timeout.as_millis()),
         ),
     ]
     .map(|(k, v)| (k.to_owned(), v));

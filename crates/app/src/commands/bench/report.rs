@@ -30,6 +30,17 @@ pub struct RssBytes {
     pub process: Option<u64>,
 }
 
+/// CPU time used during the measured run (user + system, all threads), milliseconds:
+/// where the cycles went when everything shares one small machine.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CpuMs {
+    pub engine: Option<f64>,
+    /// All executor processes together.
+    pub executor: Option<f64>,
+    /// The bench process: the load generator, plus engine and runtimes when in process.
+    pub bench: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub transport: &'static str,
@@ -53,6 +64,7 @@ pub struct BenchReport {
     pub ratio: Option<f64>,
     pub latency_us: Latency,
     pub rss_bytes: RssBytes,
+    pub cpu_ms: CpuMs,
     /// Executor start until ready (the slowest executor).
     pub ready_ms: Option<f64>,
     pub engine_ready_ms: Option<f64>,
@@ -88,6 +100,7 @@ impl BenchReport {
             ratio: None,
             latency_us: Latency::default(),
             rss_bytes: RssBytes::default(),
+            cpu_ms: CpuMs::default(),
             ready_ms: None,
             engine_ready_ms: None,
             peer: None,
@@ -205,6 +218,18 @@ impl BenchReport {
                 mib(r.executor_idle)
             )?;
         }
+        let c = &self.cpu_ms;
+        let cpu = |name: &str, v: Option<f64>| {
+            v.map(|v| format!("  {name} {v:.0} ms")).unwrap_or_default()
+        };
+        writeln!(
+            out,
+            "  CPU time    {}{}{}  (of {:.0} ms wall x 2 cores)",
+            cpu("engine", c.engine),
+            cpu("executors", c.executor),
+            cpu("bench", c.bench),
+            self.elapsed_ms,
+        )?;
         if let Some(ready) = self.ready_ms {
             let engine = self
                 .engine_ready_ms
