@@ -59,6 +59,15 @@ impl Admin {
         Ok(())
     }
 
+    /// Forgets which topics exist, so the next `ensure_topics` asks the broker again (after
+    /// a reconnect the cluster may be a new one).
+    pub fn forget_topics(&self) {
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Creates the topics that are missing (an existing topic is fine, whatever its size).
     pub fn ensure_topics(&self, names: &[&str]) -> Result<(), KafkaError> {
         let missing: Vec<&str> = {
@@ -107,5 +116,37 @@ impl Admin {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::base_config;
+
+    #[test]
+    fn a_failed_topic_creation_names_the_topic_and_the_brokers() {
+        // Nobody listens there: the request times out, as a refused one would fail.
+        let port = crate::test_broker::free_port().unwrap();
+        let brokers = format!("127.0.0.1:{port}");
+        let admin = Admin::new(
+            &base_config(&brokers, &[]),
+            &brokers,
+            4,
+            1,
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        let err = admin.ensure_topics(&["workflow-results"]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, KafkaError::TopicCreation { .. }), "{err:?}");
+        assert!(
+            text.contains("workflow-results") && text.contains(&brokers),
+            "{text}"
+        );
+        assert!(matches!(
+            admin.check_broker(Duration::from_millis(200)),
+            Err(KafkaError::Unreachable { .. })
+        ));
     }
 }

@@ -271,3 +271,36 @@ fn connect_is_unavailable_while_the_broker_is_down_and_works_once_it_appears() {
     reader.wait_for(all.iter().map(|t| t.task_id.clone()), LONG);
     drop(worker);
 }
+
+#[test]
+fn no_credit_pauses_intake_and_credit_resumes_it_without_losing_tasks() {
+    let broker = start_broker();
+    let s = settings(&broker.bootstrap());
+    let topics = s.topics.clone();
+    let t = transport(s, "rt-1-echo", ECHO);
+    // Join the group first, with no credit from the start.
+    wait_until(LONG, "partitions", || {
+        t.receive(0, Duration::from_millis(50)).unwrap();
+        t.assignment().len() == 4
+    });
+    let all = tasks("credit", 40);
+    produce_tasks(&broker.bootstrap(), &topics, &all);
+    // Without credit nothing is handed out, however long we poll.
+    for _ in 0..5 {
+        assert_eq!(t.receive(0, Duration::from_millis(100)).unwrap(), vec![]);
+    }
+    // Credit of 7 gives at most 7 at a time, and every task arrives exactly once.
+    let mut got = Vec::new();
+    wait_until(LONG, "all 40 tasks", || {
+        let batch = t.receive(7, Duration::from_millis(100)).unwrap();
+        assert!(batch.len() <= 7, "{} tasks for a credit of 7", batch.len());
+        for m in batch {
+            if let gamelan_ports::Inbound::Task(task) = m {
+                got.push(task.task_id);
+            }
+        }
+        got.len() >= 40
+    });
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!((got.len(), unique.len()), (40, 40));
+}

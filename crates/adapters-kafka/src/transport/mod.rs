@@ -56,6 +56,8 @@ pub struct KafkaTransport {
     closed: AtomicBool,
     /// The last `connect` reached a broker; until then other calls fail fast.
     connected: AtomicBool,
+    /// A connect succeeded once: later connects after a loss renew the producer.
+    ever_connected: AtomicBool,
     conn: Mutex<Option<Arc<Connection>>>,
     executors: RwLock<Arc<Executors>>,
     /// Wakes a `receive` that waits for the first registration.
@@ -114,6 +116,7 @@ impl KafkaTransport {
             settings,
             closed: AtomicBool::new(false),
             connected: AtomicBool::new(false),
+            ever_connected: AtomicBool::new(false),
             conn: Mutex::new(None),
             executors: RwLock::new(Arc::new(Executors::default())),
             registered: (Mutex::new(false), Condvar::new()),
@@ -166,12 +169,21 @@ impl KafkaTransport {
             })
     }
 
-    fn open(&self) -> Result<Arc<Connection>, KafkaError> {
+    /// The clients, created on first use. `fresh` replaces the producer and admin client
+    /// (after an outage the broker may have lost the idempotent producer's state) while the
+    /// consumers, and with them the group membership and offsets in flight, stay.
+    fn open(&self, fresh: bool) -> Result<Arc<Connection>, KafkaError> {
         let mut slot = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = &*slot {
+        if let Some(c) = &*slot
+            && !fresh
+        {
             return Ok(Arc::clone(c));
         }
-        let ctx = ProducerCtx::default();
+        let ctx = ProducerCtx {
+            retries: slot
+                .as_ref()
+                .map_or_else(Arc::default, |old| Arc::clone(&old.retries)),
+        };
         let retries = Arc::clone(&ctx.retries);
         let producer = self
             .settings
@@ -185,11 +197,19 @@ impl KafkaTransport {
             self.settings.replication_factor,
             self.settings.request_timeout,
         )?;
+        let consumers = slot.as_ref().map_or_else(Vec::new, |old| {
+            std::mem::take(
+                &mut *old
+                    .consumers
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner),
+            )
+        });
         let conn = Arc::new(Connection {
             producer,
             retries,
             admin,
-            consumers: RwLock::new(Vec::new()),
+            consumers: RwLock::new(consumers),
             turn: AtomicUsize::new(0),
         });
         *slot = Some(Arc::clone(&conn));
@@ -531,10 +551,7 @@ impl KafkaTransport {
                     let msg = match polled {
                         Ok(m) => m,
                         Err(e) => {
-                            if let Some(err) = poll_error(&self.settings.bootstrap_servers, &e) {
-                                if matches!(err, TransportError::Unavailable(_)) {
-                                    self.connected.store(false, Ordering::Release);
-                                }
+                            if let Some(err) = self.poll_error(conn, &e) {
                                 if out.is_empty() {
                                     return Err(err);
                                 }
@@ -574,19 +591,44 @@ impl KafkaTransport {
     }
 }
 
-/// Errors that mean the broker is gone (or refuses us), as opposed to transient noise
-/// librdkafka recovers from by itself.
-fn poll_error(brokers: &str, e: &RdKafkaError) -> Option<TransportError> {
-    if is_auth_failure(e) {
-        return Some(TransportError::Unauthenticated(format!(
-            "Kafka broker(s) {brokers}: {e}"
-        )));
-    }
-    match e.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::AllBrokersDown) => Some(TransportError::Unavailable(format!(
+impl KafkaTransport {
+    /// Errors that mean the broker is gone (or refuses us), as opposed to noise librdkafka
+    /// recovers from by itself. A broken connection is checked with a metadata request:
+    /// brokers close idle connections, and that alone must not look like an outage.
+    fn poll_error(&self, conn: &Connection, e: &RdKafkaError) -> Option<TransportError> {
+        let brokers = &self.settings.bootstrap_servers;
+        if is_auth_failure(e) {
+            return Some(TransportError::Unauthenticated(format!(
+                "Kafka broker(s) {brokers}: {e}"
+            )));
+        }
+        let down = match e.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => true,
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => {
+                let timeout = self
+                    .settings
+                    .connect_timeout
+                    .min(self.settings.request_timeout);
+                conn.admin.check_broker(timeout).is_err()
+            }
+            _ => false,
+        };
+        if !down {
+            return None;
+        }
+        self.connected.store(false, Ordering::Release);
+        Some(TransportError::Unavailable(format!(
             "Kafka broker(s) {brokers} unreachable: {e}"
-        ))),
-        _ => None,
+        )))
+    }
+
+    /// A failed call that means the broker is unreachable marks the transport disconnected,
+    /// so the other calls fail fast until the runtime reconnects.
+    fn note<T>(&self, result: Result<T, TransportError>) -> Result<T, TransportError> {
+        if matches!(result, Err(TransportError::Unavailable(_))) {
+            self.connected.store(false, Ordering::Release);
+        }
+        result
     }
 }
 
@@ -615,7 +657,13 @@ impl EngineTransport for KafkaTransport {
         if self.closed.load(Ordering::Acquire) {
             return Err(TransportError::Closed);
         }
-        let conn = self.open()?;
+        // Reconnecting after an outage: new producer and admin client, same consumers.
+        let fresh =
+            !self.connected.load(Ordering::Acquire) && self.ever_connected.load(Ordering::Acquire);
+        let conn = self.open(fresh)?;
+        // Called at start and after a loss: the cluster may have lost topics (or be a new
+        // one), so ask again rather than trust what was created before.
+        conn.admin.forget_topics();
         let timeout = self
             .settings
             .connect_timeout
@@ -628,6 +676,9 @@ impl EngineTransport for KafkaTransport {
             log::warn!(target: "gamelan.executor.error", "{e}");
         }
         self.connected.store(ready.is_ok(), Ordering::Release);
+        if ready.is_ok() {
+            self.ever_connected.store(true, Ordering::Release);
+        }
         Ok(ready?)
     }
 
@@ -667,7 +718,7 @@ impl EngineTransport for KafkaTransport {
                 )
             })
             .collect();
-        self.produce_records(&conn, &self.settings.topics.registrations, &records)?;
+        self.note(self.produce_records(&conn, &self.settings.topics.registrations, &records))?;
         let (lock, cv) = &self.registered;
         *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
         cv.notify_all();
@@ -688,7 +739,7 @@ impl EngineTransport for KafkaTransport {
                 )
             })
             .collect();
-        self.produce_records(&conn, &self.settings.topics.heartbeats, &records)
+        self.note(self.produce_records(&conn, &self.settings.topics.heartbeats, &records))
     }
 
     fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Inbound>, TransportError> {
@@ -788,9 +839,9 @@ impl EngineTransport for KafkaTransport {
                     self.settings.bootstrap_servers, self.settings.request_timeout
                 ),
             };
-            return Err(TransportError::Unavailable(format!(
+            return self.note(Err(TransportError::Unavailable(format!(
                 "producing results to '{topic}' failed: {reason}"
-            )));
+            ))));
         }
         Ok(vec![ReportOutcome::Accepted(Acceptance::Accept); answered])
     }
@@ -828,7 +879,7 @@ impl EngineTransport for KafkaTransport {
                 )
             })
             .collect();
-        self.produce_records(&conn, &self.settings.topics.unregistrations, &records)
+        self.note(self.produce_records(&conn, &self.settings.topics.unregistrations, &records))
     }
 
     fn close(&self) {
