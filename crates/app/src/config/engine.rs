@@ -46,6 +46,9 @@ pub struct EngineConfig {
     /// immediately with no tasks.
     pub max_long_polls: usize,
     pub kafka: KafkaSettings,
+    /// True when `kafka.bootstrap-servers` was given: the engine then also serves Kafka
+    /// executors through the broker.
+    pub kafka_enabled: bool,
     pub log: LogSettings,
 }
 
@@ -106,6 +109,7 @@ impl Default for EngineConfig {
             },
             max_long_polls: 256,
             kafka: KafkaSettings::default(),
+            kafka_enabled: false,
             log: LogSettings::default(),
         }
     }
@@ -360,6 +364,7 @@ impl Schema for EngineConfig {
     }
 
     fn finish(&mut self, explicit: &dyn Fn(&str) -> bool) {
+        self.kafka_enabled = explicit("gamelan.engine.kafka.bootstrap-servers");
         if !explicit("gamelan.engine.jwt.enabled") {
             self.jwt.enabled = self.jwt.secret.is_some();
         }

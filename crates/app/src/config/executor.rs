@@ -37,6 +37,9 @@ pub struct ExecutorConfig {
     pub transport: CommunicationType,
     pub grpc: GrpcSettings,
     pub kafka: KafkaSettings,
+    /// True when `kafka.bootstrap-servers` was given: executors declaring Kafka then use the
+    /// broker even when `transport` is another.
+    pub kafka_configured: bool,
     pub jwt: JwtSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
@@ -256,6 +259,7 @@ impl Default for ExecutorConfig {
                 ca_certificate_path: None,
             },
             kafka: KafkaSettings::default(),
+            kafka_configured: false,
             jwt: JwtSettings {
                 secret: None,
                 issuer: "gamelan-executor".into(),
@@ -739,6 +743,7 @@ impl Schema for ExecutorConfig {
     }
 
     fn finish(&mut self, explicit: &dyn Fn(&str) -> bool) {
+        self.kafka_configured = explicit("gamelan.executor.kafka.bootstrap-servers");
         if !explicit("gamelan.executor.heartbeat.timeout") {
             self.heartbeat.timeout = self.heartbeat.timeout.max(self.heartbeat.interval * 2);
         }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt as _;
-use gamelan_ports::{AllowAll, EngineService, SystemClock, TokenVerifier};
+#[cfg(any(feature = "grpc", feature = "rest", feature = "kafka"))]
+use gamelan_ports::EngineService;
+use gamelan_ports::{AllowAll, SystemClock, TokenVerifier};
 
 use crate::config::EngineConfig;
 use crate::engine::{Engine, EngineSettings};
@@ -29,6 +31,8 @@ pub enum WiringEngineError {
     },
     #[error("gRPC TLS needs the grpc feature")]
     TlsUnavailable,
+    #[error("Kafka: {0}")]
+    Kafka(String),
 }
 
 /// A running engine; dropping it without [`EngineProcess::shutdown`] stops it abruptly.
@@ -39,6 +43,8 @@ pub struct EngineProcess {
     /// The optional separate gRPC listener.
     pub grpc_addr: Option<SocketAddr>,
     runtime: Option<tokio::runtime::Runtime>,
+    #[cfg(feature = "kafka")]
+    kafka: Option<gamelan_kafka::KafkaEngineBridge>,
     stop: Option<tokio::sync::watch::Sender<bool>>,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -53,6 +59,8 @@ pub struct EngineOptions {
     pub max_long_polls: usize,
     /// TLS (and with a client CA, mutual TLS) on the separate gRPC listener.
     pub grpc_tls: Option<crate::config::EngineGrpcTls>,
+    /// Serve Kafka executors through this broker configuration.
+    pub kafka: Option<crate::config::KafkaSettings>,
 }
 
 impl EngineOptions {
@@ -78,6 +86,7 @@ impl EngineOptions {
             max_body_bytes: usize::try_from(cfg.max_body_size).unwrap_or(usize::MAX),
             max_long_polls: cfg.max_long_polls,
             grpc_tls: cfg.grpc_tls.use_ssl.then(|| cfg.grpc_tls.clone()),
+            kafka: cfg.kafka_enabled.then(|| cfg.kafka.clone()),
         }
     }
 }
@@ -183,6 +192,39 @@ pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEng
         let rx = stop_rx.clone();
         servers.push(grpc_listener(&runtime, l, &engine, &opts, rx)?);
     }
+    #[cfg(feature = "kafka")]
+    let kafka = match &opts.kafka {
+        Some(k) => {
+            let settings = gamelan_kafka::KafkaEngineSettings {
+                bootstrap_servers: k.bootstrap_servers.clone(),
+                group_id: k
+                    .group_id
+                    .clone()
+                    .unwrap_or_else(|| "gamelan-engine".into()),
+                topics: crate::wiring::executor::kafka_topics(&k.topics),
+                partitions: k.partitions,
+                replication_factor: k.replication_factor,
+                properties: k
+                    .properties
+                    .iter()
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                    .collect(),
+                ..gamelan_kafka::KafkaEngineSettings::default()
+            };
+            let service: Arc<dyn EngineService> = Arc::clone(&engine) as Arc<dyn EngineService>;
+            let bridge = gamelan_kafka::KafkaEngineBridge::start(service, settings)
+                .map_err(|e| WiringEngineError::Kafka(e.to_string()))?;
+            log::info!(target: "gamelan.engine", "serving Kafka executors through {}", k.bootstrap_servers);
+            Some(bridge)
+        }
+        None => None,
+    };
+    #[cfg(not(feature = "kafka"))]
+    if opts.kafka.is_some() {
+        return Err(WiringEngineError::Kafka(
+            "this binary was built without the kafka feature".into(),
+        ));
+    }
     log::info!(
         target: "gamelan.engine",
         "engine listening on {addr} (gRPC + HTTP){}; storage: {}",
@@ -197,6 +239,8 @@ pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEng
         addr,
         grpc_addr,
         runtime: Some(runtime),
+        #[cfg(feature = "kafka")]
+        kafka,
         stop: Some(stop_tx),
         servers,
     })
@@ -287,6 +331,10 @@ impl EngineProcess {
     }
 
     fn stop_now(&mut self) {
+        #[cfg(feature = "kafka")]
+        if let Some(k) = self.kafka.take() {
+            k.shutdown();
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(true);
         }

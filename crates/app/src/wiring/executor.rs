@@ -1,6 +1,7 @@
 //! `gamelan executor`: the runtime built from an [`ExecutorConfig`].
 
 use std::net::SocketAddr;
+#[cfg(feature = "grpc")]
 use std::path::Path;
 use std::sync::Arc;
 
@@ -83,6 +84,7 @@ pub fn token_source(cfg: &ExecutorConfig, subject: &str) -> Arc<dyn TokenSource>
     }
 }
 
+#[cfg(feature = "grpc")]
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, WiringError> {
     std::fs::read(path).map_err(|e| WiringError::File {
         what,
@@ -198,6 +200,44 @@ fn rest(
     Err(WiringError::NotBuiltIn(CommunicationType::Rest))
 }
 
+#[cfg(feature = "kafka")]
+fn kafka(cfg: &ExecutorConfig) -> Result<Arc<dyn EngineTransport>, WiringError> {
+    let k = &cfg.kafka;
+    let settings = gamelan_kafka::KafkaClientSettings {
+        bootstrap_servers: k.bootstrap_servers.clone(),
+        group_id: k.group_id.clone(),
+        topics: kafka_topics(&k.topics),
+        partitions: k.partitions,
+        replication_factor: k.replication_factor,
+        properties: k
+            .properties
+            .iter()
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect(),
+        request_timeout: cfg
+            .engine
+            .request_timeout
+            .min(std::time::Duration::from_secs(60)),
+        connect_timeout: cfg.engine.connect_timeout,
+        ..gamelan_kafka::KafkaClientSettings::default()
+    };
+    Ok(Arc::new(gamelan_kafka::KafkaTransport::new(settings)))
+}
+
+/// Topic names from the configuration, in the adapter's form.
+#[cfg(feature = "kafka")]
+pub(crate) fn kafka_topics(t: &crate::config::KafkaTopics) -> gamelan_kafka::KafkaTopics {
+    gamelan_kafka::KafkaTopics {
+        tasks_prefix: t.tasks.clone(),
+        results: t.results.clone(),
+        registrations: t.registrations.clone(),
+        heartbeats: t.heartbeats.clone(),
+        unregistrations: t.unregistrations.clone(),
+        dlq: t.dlq.clone(),
+    }
+}
+
+#[cfg(not(feature = "kafka"))]
 fn kafka(_cfg: &ExecutorConfig) -> Result<Arc<dyn EngineTransport>, WiringError> {
     Err(WiringError::NotBuiltIn(CommunicationType::Kafka))
 }
@@ -208,7 +248,17 @@ pub fn runtime_builder(cfg: &ExecutorConfig) -> Result<RuntimeBuilder, WiringErr
     let settings = runtime_settings(cfg);
     let token = token_source(cfg, &settings.runtime_id);
     let transport = transport_for(cfg, cfg.transport, token)?;
-    Ok(Runtime::builder()
+    let mut builder = Runtime::builder()
         .settings(settings)
-        .transport(cfg.transport, transport))
+        .transport(cfg.transport, transport)
+        .default_transport(cfg.transport);
+    // "Multiple executors per service": executors declaring Kafka use the broker when one is
+    // configured, whatever the process's default transport.
+    if cfg.transport != CommunicationType::Kafka
+        && cfg.kafka_configured
+        && let Ok(k) = kafka(cfg)
+    {
+        builder = builder.transport(CommunicationType::Kafka, k);
+    }
+    Ok(builder)
 }
