@@ -201,6 +201,7 @@ fn rest(
 }
 
 #[cfg(feature = "kafka")]
+#[allow(clippy::unnecessary_wraps)] // one signature for every transport constructor
 fn kafka(cfg: &ExecutorConfig) -> Result<Arc<dyn EngineTransport>, WiringError> {
     let k = &cfg.kafka;
     let settings = gamelan_kafka::KafkaClientSettings {
@@ -254,11 +255,8 @@ pub fn runtime_builder(cfg: &ExecutorConfig) -> Result<RuntimeBuilder, WiringErr
         .default_transport(cfg.transport);
     // "Multiple executors per service": executors declaring Kafka use the broker when one is
     // configured, whatever the process's default transport.
-    if cfg.transport != CommunicationType::Kafka
-        && cfg.kafka_configured
-        && let Ok(k) = kafka(cfg)
-    {
-        builder = builder.transport(CommunicationType::Kafka, k);
+    if cfg.transport != CommunicationType::Kafka && cfg.kafka_configured {
+        builder = builder.transport(CommunicationType::Kafka, kafka(cfg)?);
     }
     Ok(builder)
 }
