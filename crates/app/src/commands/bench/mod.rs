@@ -267,8 +267,15 @@ fn run_processes(
     for i in 0..opts.executors {
         let p = processes::executor(&exe, i, &env, start_timeout)?;
         report.ready_ms = Some(report.ready_ms.unwrap_or(0.0).max(ms(p.ready_after)));
-        let idle = p.memory().map(|m| m.rss_bytes);
-        report.rss_bytes.executor_idle = report.rss_bytes.executor_idle.max(idle);
+        let idle = p.memory();
+        report.rss_bytes.executor_idle = report
+            .rss_bytes
+            .executor_idle
+            .max(idle.map(|m| m.rss_bytes));
+        report.rss_bytes.executor_idle_anon = report
+            .rss_bytes
+            .executor_idle_anon
+            .max(idle.map(|m| m.anon_bytes));
         executors.push(p);
     }
     eprintln!(

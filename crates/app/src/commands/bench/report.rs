@@ -27,6 +27,9 @@ pub struct RssBytes {
     pub executor: Option<u64>,
     /// An executor's resident set once ready, before any task.
     pub executor_idle: Option<u64>,
+    /// Of that, anonymous memory (heap, stacks): what the executor itself allocated,
+    /// without the shared pages of the mapped binary.
+    pub executor_idle_anon: Option<u64>,
     pub process: Option<u64>,
 }
 
@@ -130,9 +133,12 @@ impl BenchReport {
         }
     }
 
+    /// In open loop the throughput is the arrival rate, so no ratio is formed; the baseline
+    /// is still recorded as a reading of the machine's state during the run.
     pub fn set_baseline(&mut self, raw: Raw) {
         self.baseline_per_sec = Some(raw.per_sec);
-        self.ratio = (raw.per_sec > 0.0).then(|| self.tasks_per_sec / raw.per_sec);
+        self.ratio =
+            (raw.per_sec > 0.0 && self.rate.is_none()).then(|| self.tasks_per_sec / raw.per_sec);
         self.baseline = Some(raw);
     }
 
@@ -186,8 +192,13 @@ impl BenchReport {
                 raw.per_sec, raw.name
             )?;
         }
-        if let Some(r) = self.ratio {
-            writeln!(out, "  ours/raw      {r:>10.2}x")?;
+        match (self.ratio, &self.baseline) {
+            (Some(r), _) => writeln!(out, "  ours/raw      {r:>10.3}x")?,
+            (None, Some(_)) => writeln!(
+                out,
+                "  ours/raw             n/a  (open loop: throughput is the arrival rate)"
+            )?,
+            (None, None) => {}
         }
         let l = &self.latency_us;
         writeln!(
@@ -205,10 +216,11 @@ impl BenchReport {
         if self.mode == "processes" {
             writeln!(
                 out,
-                "  peak RSS      engine {}  executor {} (idle {})",
+                "  peak RSS      engine {}  executor {} (idle {}, of it anonymous {})",
                 mib(r.engine),
                 mib(r.executor),
-                mib(r.executor_idle)
+                mib(r.executor_idle),
+                mib(r.executor_idle_anon)
             )?;
         } else {
             writeln!(
@@ -224,11 +236,12 @@ impl BenchReport {
         };
         writeln!(
             out,
-            "  CPU time    {}{}{}  (of {:.0} ms wall x 2 cores)",
+            "  CPU time    {}{}{}  (of {:.0} ms wall x {} cores)",
             cpu("engine", c.engine),
             cpu("executors", c.executor),
             cpu("bench", c.bench),
             self.elapsed_ms,
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         )?;
         if let Some(ready) = self.ready_ms {
             let engine = self
@@ -248,5 +261,72 @@ impl BenchReport {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(per_sec: f64) -> Raw {
+        Raw {
+            name: "raw".into(),
+            messages: 10,
+            elapsed_ms: 1.0,
+            per_sec,
+        }
+    }
+
+    fn report(rate: Option<f64>) -> BenchReport {
+        let mut r = BenchReport::new(&BenchOptions {
+            rate,
+            ..BenchOptions::default()
+        });
+        r.tasks_per_sec = 250.0;
+        r
+    }
+
+    #[test]
+    fn closed_loop_ratio_is_ours_over_raw() {
+        let mut r = report(None);
+        r.set_baseline(raw(1000.0));
+        assert_eq!(r.ratio, Some(0.25));
+        assert_eq!(r.baseline_per_sec, Some(1000.0));
+    }
+
+    #[test]
+    fn open_loop_has_no_ratio_but_keeps_the_baseline() {
+        let mut r = report(Some(100.0));
+        r.set_baseline(raw(1000.0));
+        assert_eq!(r.ratio, None);
+        assert_eq!(r.baseline_per_sec, Some(1000.0));
+        let mut text = Vec::new();
+        r.print(&mut text).unwrap();
+        assert!(String::from_utf8(text).unwrap().contains("n/a"));
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let mut r = report(None);
+        r.set_baseline(raw(1000.0));
+        let mut out = Vec::new();
+        r.print_json(&mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        for key in [
+            "tasks_per_sec",
+            "baseline_per_sec",
+            "ratio",
+            "latency_us",
+            "rss_bytes",
+            "ready_ms",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing in {v}");
+        }
+        for key in ["p50", "p90", "p99", "max"] {
+            assert!(v["latency_us"].get(key).is_some(), "latency_us.{key}");
+        }
+        for key in ["engine", "executor"] {
+            assert!(v["rss_bytes"].get(key).is_some(), "rss_bytes.{key}");
+        }
     }
 }

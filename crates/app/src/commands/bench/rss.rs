@@ -1,10 +1,12 @@
 //! Resident memory of a process from `/proc/<pid>/status` (Linux): the current resident set
-//! (`VmRSS`) and its high-water mark (`VmHWM`).
+//! (`VmRSS`), its high-water mark (`VmHWM`) and the anonymous part (`RssAnon`: heap and
+//! stacks, without the mapped binary's pages, which processes of one binary share).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Memory {
     pub rss_bytes: u64,
     pub peak_bytes: u64,
+    pub anon_bytes: u64,
 }
 
 /// Reads `VmRSS` and `VmHWM` (kB) out of a status file's text.
@@ -19,6 +21,7 @@ pub fn parse_status(text: &str) -> Option<Memory> {
     Some(Memory {
         rss_bytes: field("VmRSS:")?,
         peak_bytes: field("VmHWM:")?,
+        anon_bytes: field("RssAnon:").unwrap_or(0),
     })
 }
 
@@ -37,13 +40,13 @@ mod tests {
 
     #[test]
     fn status_fields_are_read_in_bytes() {
-        let text =
-            "Name:\tgamelan\nVmPeak:\t  99999 kB\nVmHWM:\t    8192 kB\nVmRSS:\t    4096 kB\n";
+        let text = "Name:\tgamelan\nVmPeak:\t  99999 kB\nVmHWM:\t    8192 kB\nVmRSS:\t    4096 kB\nRssAnon:\t    1024 kB\n";
         assert_eq!(
             parse_status(text),
             Some(Memory {
                 rss_bytes: 4096 * 1024,
-                peak_bytes: 8192 * 1024
+                peak_bytes: 8192 * 1024,
+                anon_bytes: 1024 * 1024,
             })
         );
         assert_eq!(parse_status("Name:\tx\n"), None);
