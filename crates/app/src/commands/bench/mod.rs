@@ -194,7 +194,7 @@ fn run_local(
 ) -> Result<(), BenchError> {
     let local = inproc::start_local(opts.executors, shape)?;
     report.ready_ms = Some(ms(local.ready));
-    report.rss_bytes.executor_idle = rss::own().map(|m| m.rss_bytes);
+    report.rss_bytes.executor_idle = rss::own().map(|m| m.rss);
     let driver: Arc<dyn Driver> = Arc::new(LocalDriver {
         engine: local.engine.clone(),
         input: inproc::input(payload),
@@ -207,7 +207,7 @@ fn run_local(
     let cpu0 = cpu::own();
     let measured = load::run(&driver, load);
     report.cpu_ms.bench = cpu_ms(cpu0, cpu::own());
-    report.rss_bytes.process = rss::own().map(|m| m.peak_bytes);
+    report.rss_bytes.process = rss::own().map(|m| m.peak);
     local.shutdown();
     report.set_measured(&measured?);
     Ok(())
@@ -222,7 +222,7 @@ fn run_in_process(
 ) -> Result<(), BenchError> {
     let set_up = inproc::start_transport(opts.transport.communication(), opts.executors, shape)?;
     report.ready_ms = Some(ms(set_up.ready));
-    report.rss_bytes.executor_idle = rss::own().map(|m| m.rss_bytes);
+    report.rss_bytes.executor_idle = rss::own().map(|m| m.rss);
     let driver: Arc<dyn Driver> = Arc::new(EngineDriver {
         engine: Arc::clone(&set_up.engine.engine),
         input: inproc::input(payload),
@@ -236,7 +236,7 @@ fn run_in_process(
     let cpu0 = cpu::own();
     let measured = load::run(&driver, load);
     report.cpu_ms.bench = cpu_ms(cpu0, cpu::own());
-    report.rss_bytes.process = rss::own().map(|m| m.peak_bytes);
+    report.rss_bytes.process = rss::own().map(|m| m.peak);
     set_up.shutdown();
     report.set_measured(&measured?);
     Ok(())
@@ -268,14 +268,11 @@ fn run_processes(
         let p = processes::executor(&exe, i, &env, start_timeout)?;
         report.ready_ms = Some(report.ready_ms.unwrap_or(0.0).max(ms(p.ready_after)));
         let idle = p.memory();
-        report.rss_bytes.executor_idle = report
-            .rss_bytes
-            .executor_idle
-            .max(idle.map(|m| m.rss_bytes));
+        report.rss_bytes.executor_idle = report.rss_bytes.executor_idle.max(idle.map(|m| m.rss));
         report.rss_bytes.executor_idle_anon = report
             .rss_bytes
             .executor_idle_anon
-            .max(idle.map(|m| m.anon_bytes));
+            .max(idle.map(|m| m.anon));
         executors.push(p);
     }
     eprintln!(
@@ -299,10 +296,10 @@ fn run_processes(
     report.cpu_ms.bench = cpu_ms(cpu0.0, cpu::own());
     report.cpu_ms.engine = cpu_ms(cpu0.1, cpu::cpu_time(engine.pid()));
     report.cpu_ms.executor = cpu_ms(cpu0.2, executor_cpu());
-    report.rss_bytes.engine = engine.memory().map(|m| m.peak_bytes);
+    report.rss_bytes.engine = engine.memory().map(|m| m.peak);
     report.rss_bytes.executor = executors
         .iter()
-        .filter_map(|p| p.memory().map(|m| m.peak_bytes))
+        .filter_map(|p| p.memory().map(|m| m.peak))
         .max();
     let measured = measured.map_err(|e| {
         let mut why = e.to_string();

@@ -3,10 +3,11 @@
 //! stacks, without the mapped binary's pages, which processes of one binary share).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Bytes.
 pub struct Memory {
-    pub rss_bytes: u64,
-    pub peak_bytes: u64,
-    pub anon_bytes: u64,
+    pub rss: u64,
+    pub peak: u64,
+    pub anon: u64,
 }
 
 /// Reads `VmRSS` and `VmHWM` (kB) out of a status file's text.
@@ -19,9 +20,9 @@ pub fn parse_status(text: &str) -> Option<Memory> {
             .map(|kb| kb * 1024)
     };
     Some(Memory {
-        rss_bytes: field("VmRSS:")?,
-        peak_bytes: field("VmHWM:")?,
-        anon_bytes: field("RssAnon:").unwrap_or(0),
+        rss: field("VmRSS:")?,
+        peak: field("VmHWM:")?,
+        anon: field("RssAnon:").unwrap_or(0),
     })
 }
 
@@ -44,9 +45,9 @@ mod tests {
         assert_eq!(
             parse_status(text),
             Some(Memory {
-                rss_bytes: 4096 * 1024,
-                peak_bytes: 8192 * 1024,
-                anon_bytes: 1024 * 1024,
+                rss: 4096 * 1024,
+                peak: 8192 * 1024,
+                anon: 1024 * 1024,
             })
         );
         assert_eq!(parse_status("Name:\tx\n"), None);
@@ -55,6 +56,6 @@ mod tests {
     #[test]
     fn own_memory_is_readable_on_linux() {
         let m = own().expect("/proc/self/status");
-        assert!(m.peak_bytes >= m.rss_bytes && m.rss_bytes > 0);
+        assert!(m.peak >= m.rss && m.rss > 0);
     }
 }
