@@ -1,7 +1,10 @@
 //! Waiting for the broker's delivery reports of a batch of produced messages.
 
 use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often a waiting caller checks whether to give up early.
+pub(crate) const GIVE_UP_CHECK: Duration = Duration::from_millis(100);
 
 /// One slot per message of a batch, filled by the producer's delivery callback.
 #[derive(Debug)]
@@ -40,17 +43,22 @@ impl BatchWaiter {
         }
     }
 
-    /// Waits until every message has its report or `deadline` passes; `None` = not known.
-    pub fn wait(&self, deadline: Instant) -> Vec<Option<Result<(), String>>> {
+    /// Waits until every message has its report, `deadline` passes or `give_up()` says so
+    /// (looked at every [`GIVE_UP_CHECK`]); `None` = not known.
+    pub fn wait(
+        &self,
+        deadline: Instant,
+        give_up: impl Fn() -> bool,
+    ) -> Vec<Option<Result<(), String>>> {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         while s.remaining > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || give_up() {
                 break;
             }
             s = self
                 .cv
-                .wait_timeout(s, left)
+                .wait_timeout(s, left.min(GIVE_UP_CHECK))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
@@ -62,7 +70,6 @@ impl BatchWaiter {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::Duration;
 
     #[test]
     fn wait_returns_when_all_reports_are_in() {
@@ -72,7 +79,7 @@ mod tests {
             w2.complete(1, Err("nope".into()));
             w2.complete(0, Ok(()));
         });
-        let out = w.wait(Instant::now() + Duration::from_secs(10));
+        let out = w.wait(Instant::now() + Duration::from_secs(10), || false);
         t.join().unwrap();
         assert_eq!(out, vec![Some(Ok(())), Some(Err("nope".into()))]);
     }
@@ -82,7 +89,14 @@ mod tests {
         let w = BatchWaiter::new(2);
         w.complete(0, Ok(()));
         w.complete(0, Err("late duplicate is ignored".into()));
-        let out = w.wait(Instant::now() + Duration::from_millis(20));
+        let out = w.wait(Instant::now() + Duration::from_millis(20), || false);
         assert_eq!(out, vec![Some(Ok(())), None]);
+        let started = Instant::now();
+        let out = w.wait(Instant::now() + Duration::from_secs(60), || true);
+        assert_eq!(out, vec![Some(Ok(())), None]);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "gave up at once"
+        );
     }
 }

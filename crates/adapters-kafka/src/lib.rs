@@ -14,6 +14,7 @@
 mod admin;
 pub mod bridge;
 mod delivery;
+pub mod dlq;
 pub mod error;
 pub mod messages;
 mod offsets;
@@ -25,4 +26,4 @@ pub mod transport;
 pub use bridge::{BridgeStatus, KafkaEngineBridge};
 pub use error::KafkaError;
 pub use settings::{KafkaClientSettings, KafkaEngineSettings, KafkaTopics};
-pub use transport::{KafkaTransport, RESULT_TOO_LARGE, dlq_headers};
+pub use transport::{KafkaTransport, RESULT_TOO_LARGE};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use gamelan_domain::{ResultStatus, codes};
 use gamelan_kafka::KafkaTransport;
-use gamelan_kafka::dlq_headers;
+use gamelan_kafka::dlq;
 use gamelan_kafka::test_broker::{TansuBroker, free_port};
 use gamelan_ports::{EngineTransport, TransportError};
 use rdkafka::consumer::Consumer;
@@ -222,7 +222,7 @@ fn poison_messages_become_failed_results_or_dead_letters_and_the_consumer_moves_
         if let Some(Ok(m)) = dlq.poll(Duration::from_millis(100)) {
             let reason = m
                 .headers()
-                .and_then(|h| h.iter().find(|h| h.key == dlq_headers::REASON))
+                .and_then(|h| h.iter().find(|h| h.key == dlq::REASON))
                 .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
                 .unwrap_or_default();
             letters.push((m.payload().map(<[u8]>::to_vec).unwrap_or_default(), reason));

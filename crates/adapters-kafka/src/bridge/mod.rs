@@ -19,16 +19,16 @@ use std::time::Duration;
 use gamelan_domain::TaskResult;
 use gamelan_ports::{EngineError, EngineService, StreamId};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use self::sink::{KafkaTaskSink, SinkCtx};
 use crate::admin::Admin;
+use crate::dlq;
 use crate::error::KafkaError;
 use crate::messages::{ExecutorRecord, MessageError, decode_record, decode_result};
 use crate::settings::KafkaEngineSettings;
-use crate::transport::dlq_headers;
 
 /// How long one poll waits, which bounds how late a shutdown is noticed.
 const POLL_WAIT: Duration = Duration::from_millis(100);
@@ -488,29 +488,7 @@ impl Shared {
         let dlq = &self.settings.topics.dlq;
         let reason = reason.to_string();
         log::warn!(target: "gamelan.engine", "unusable message at {}[{}]@{} sent to {dlq}: {reason}", m.topic(), m.partition(), m.offset());
-        let partition = m.partition().to_string();
-        let offset = m.offset().to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: dlq_headers::REASON,
-                value: Some(reason.as_bytes()),
-            })
-            .insert(Header {
-                key: dlq_headers::TOPIC,
-                value: Some(m.topic().as_bytes()),
-            })
-            .insert(Header {
-                key: dlq_headers::PARTITION,
-                value: Some(partition.as_bytes()),
-            })
-            .insert(Header {
-                key: dlq_headers::OFFSET,
-                value: Some(offset.as_bytes()),
-            })
-            .insert(Header {
-                key: dlq_headers::GROUP,
-                value: Some(self.settings.group_id.as_bytes()),
-            });
+        let headers = dlq::headers(m, &reason, &self.settings.group_id);
         // Best effort: the engine's own topics are not where poison is expected to pile up.
         let mut record: BaseRecord<'_, [u8], [u8], Box<sink::SinkDelivery>> =
             BaseRecord::with_opaque_to(dlq, Box::new(sink::SinkDelivery::DeadLetter))

@@ -7,6 +7,7 @@
 //! never loses.
 
 mod consumer;
+mod intake;
 mod producer;
 
 use std::collections::HashMap;
@@ -14,35 +15,24 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use gamelan_domain::{Acceptance, ErrorInfo, ExecutorMetadata, Task, TaskResult, codes};
+use gamelan_domain::{Acceptance, ErrorInfo, ExecutorMetadata, Task, TaskResult};
 use gamelan_ports::{
     EngineTransport, Heartbeat, Inbound, Registration, ReportOutcome, TransportError,
 };
-use rdkafka::Timestamp;
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use self::consumer::{Pending, TypeConsumer};
 use self::producer::{Delivery, ProducerCtx, Retry};
 use crate::admin::Admin;
 use crate::delivery::BatchWaiter;
-use crate::error::{KafkaError, is_auth_failure};
-use crate::messages::{ExecutorRecord, PoisonTask, decode_task, encode_result, time};
-use crate::offsets::{Partition, Tracked};
+use crate::error::KafkaError;
+use crate::messages::{ExecutorRecord, encode_result, time};
 use crate::settings::KafkaClientSettings;
 
 /// Error code of the FAILED result that replaces one too large for the broker.
 pub const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
-
-/// Header names on dead letters.
-pub mod dlq_headers {
-    pub const REASON: &str = "gamelan.dlq.reason";
-    pub const TOPIC: &str = "gamelan.dlq.topic";
-    pub const PARTITION: &str = "gamelan.dlq.partition";
-    pub const OFFSET: &str = "gamelan.dlq.offset";
-    pub const GROUP: &str = "gamelan.dlq.group";
-}
 
 /// How long one poll slice lasts when several consumers (types) take turns.
 const POLL_SLICE: Duration = Duration::from_millis(20);
@@ -58,6 +48,8 @@ pub struct KafkaTransport {
     connected: AtomicBool,
     /// A connect succeeded once: later connects after a loss renew the producer.
     ever_connected: AtomicBool,
+    /// The clients were renewed since the last loss (once per outage is enough).
+    renewed: AtomicBool,
     conn: Mutex<Option<Arc<Connection>>>,
     executors: RwLock<Arc<Executors>>,
     /// Wakes a `receive` that waits for the first registration.
@@ -117,6 +109,7 @@ impl KafkaTransport {
             closed: AtomicBool::new(false),
             connected: AtomicBool::new(false),
             ever_connected: AtomicBool::new(false),
+            renewed: AtomicBool::new(false),
             conn: Mutex::new(None),
             executors: RwLock::new(Arc::new(Executors::default())),
             registered: (Mutex::new(false), Condvar::new()),
@@ -281,7 +274,8 @@ impl KafkaTransport {
                 waiter.complete(i, Err(e.to_string()));
             }
         }
-        let outcomes = waiter.wait(deadline);
+        // An outage noticed meanwhile (by the intake) ends the wait: no point in more.
+        let outcomes = waiter.wait(deadline, || !self.connected.load(Ordering::Acquire));
         for o in outcomes {
             match o {
                 Some(Ok(())) => {}
@@ -395,243 +389,6 @@ fn send(
     }
 }
 
-/// A task message that cannot be run here.
-enum Unusable {
-    Poison(PoisonTask),
-    NoExecutor(Task),
-}
-
-/// What one consumed message turned into (a short-lived return value: no box).
-#[allow(clippy::large_enum_variant)]
-enum Taken {
-    Task(Task),
-    /// Written by the transport itself (FAILED result or dead letter); settles on delivery.
-    Settled,
-    Skipped,
-}
-
-impl KafkaTransport {
-    /// Turns one consumed message into a task, or settles it as poison.
-    fn take(
-        &self,
-        conn: &Connection,
-        consumer: &Arc<TypeConsumer>,
-        executors: &Executors,
-        msg: &BorrowedMessage<'_>,
-    ) -> Taken {
-        let decoded = match decode_task(msg.payload()) {
-            Ok(task) if executors.handles(&task.node_type) => Ok(task),
-            Ok(task) => Err(Unusable::NoExecutor(task)),
-            Err(p) => Err(Unusable::Poison(p)),
-        };
-        let mut inner = consumer.state.lock();
-        let partition = inner.partition(msg.topic(), msg.partition());
-        if !inner.offsets.is_assigned(&partition) {
-            // Revoked between the fetch and now: the next owner takes it.
-            return Taken::Skipped;
-        }
-        let offset = msg.offset();
-        match decoded {
-            Ok(task) => match inner.offsets.track(&partition, offset, Some(&task.task_id)) {
-                Tracked::New | Tracked::Again => Taken::Task(task),
-                Tracked::Behind => Taken::Skipped,
-            },
-            Err(unusable) => {
-                if inner.offsets.track(&partition, offset, None) == Tracked::Behind {
-                    return Taken::Skipped;
-                }
-                drop(inner);
-                self.settle_unusable(conn, consumer, msg, partition, unusable);
-                Taken::Settled
-            }
-        }
-    }
-
-    /// A FAILED result when the message names its task, else a dead letter with the reason.
-    fn settle_unusable(
-        &self,
-        conn: &Connection,
-        consumer: &Arc<TypeConsumer>,
-        msg: &BorrowedMessage<'_>,
-        partition: Partition,
-        unusable: Unusable,
-    ) {
-        let offset = msg.offset();
-        let topics = &self.settings.topics;
-        let (identity, code, reason) = match unusable {
-            Unusable::NoExecutor(task) => {
-                let reason = format!("no executor here handles node type '{}'", task.node_type);
-                (Some(Box::new(task)), codes::NO_EXECUTOR, reason)
-            }
-            Unusable::Poison(p) => (p.identity, codes::INVALID_TASK, p.error.to_string()),
-        };
-        let message = if let Some(task) = identity {
-            log::warn!(target: "gamelan.executor.error", "task {} from {}[{}]@{offset}: {reason}", task.task_id, msg.topic(), msg.partition());
-            let result = TaskResult::failed(&task, ErrorInfo::new(code, reason), time::now_ms());
-            let mut buf = Vec::with_capacity(256);
-            encode_result(&result, &mut buf);
-            OwnedMessage::new(
-                Some(buf),
-                Some(task.run_id.into_bytes()),
-                topics.results.clone(),
-                Timestamp::NotAvailable,
-                -1,
-                -1,
-                None,
-            )
-        } else {
-            log::warn!(target: "gamelan.executor.error", "unusable message at {}[{}]@{offset} sent to {}: {reason}", msg.topic(), msg.partition(), topics.dlq);
-            let partition_text = msg.partition().to_string();
-            let offset_text = offset.to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: dlq_headers::REASON,
-                    value: Some(reason.as_bytes()),
-                })
-                .insert(Header {
-                    key: dlq_headers::TOPIC,
-                    value: Some(msg.topic().as_bytes()),
-                })
-                .insert(Header {
-                    key: dlq_headers::PARTITION,
-                    value: Some(partition_text.as_bytes()),
-                })
-                .insert(Header {
-                    key: dlq_headers::OFFSET,
-                    value: Some(offset_text.as_bytes()),
-                })
-                .insert(Header {
-                    key: dlq_headers::GROUP,
-                    value: Some(consumer.state.group.as_bytes()),
-                });
-            OwnedMessage::new(
-                msg.payload().map(<[u8]>::to_vec),
-                msg.key().map(<[u8]>::to_vec),
-                topics.dlq.clone(),
-                Timestamp::NotAvailable,
-                -1,
-                -1,
-                Some(headers),
-            )
-        };
-        conn.send_settling(Retry {
-            message,
-            consumer: Arc::clone(&consumer.state),
-            partition,
-            offset,
-        });
-    }
-
-    /// Polls the consumers until a task arrives or `deadline`, then drains without waiting.
-    fn poll_into(
-        &self,
-        conn: &Connection,
-        consumers: &[Arc<TypeConsumer>],
-        max: usize,
-        deadline: Instant,
-        out: &mut Vec<Inbound>,
-    ) -> Result<(), TransportError> {
-        let executors = self.executors();
-        let n = consumers.len();
-        let first = conn.turn.fetch_add(1, Ordering::Relaxed);
-        loop {
-            for k in 0..n {
-                let c = &consumers[(first + k) % n];
-                let mut timeout = if out.is_empty() && n == 1 {
-                    deadline.saturating_duration_since(Instant::now())
-                } else if out.is_empty() {
-                    POLL_SLICE.min(deadline.saturating_duration_since(Instant::now()))
-                } else {
-                    Duration::ZERO
-                };
-                loop {
-                    let Some(polled) = c.consumer.poll(timeout) else {
-                        break;
-                    };
-                    let msg = match polled {
-                        Ok(m) => m,
-                        Err(e) => {
-                            if let Some(err) = self.poll_error(conn, &e) {
-                                if out.is_empty() {
-                                    return Err(err);
-                                }
-                                log::warn!(target: "gamelan.executor.error", "Kafka consumer: {e}");
-                                return Ok(());
-                            }
-                            log::debug!(target: "gamelan.executor.runtime", "Kafka consumer: {e}");
-                            break;
-                        }
-                    };
-                    match self.take(conn, c, &executors, &msg) {
-                        Taken::Task(task) => {
-                            if out.len() < max {
-                                out.push(Inbound::Task(task));
-                            } else {
-                                let mut inner = c.state.lock();
-                                let partition = inner.partition(msg.topic(), msg.partition());
-                                inner.pending.push_back(Pending {
-                                    partition,
-                                    offset: msg.offset(),
-                                    task,
-                                });
-                            }
-                        }
-                        Taken::Settled | Taken::Skipped => {}
-                    }
-                    timeout = Duration::ZERO;
-                    if max > 0 && out.len() >= max {
-                        return Ok(());
-                    }
-                }
-            }
-            if !out.is_empty() || Instant::now() >= deadline {
-                return Ok(());
-            }
-        }
-    }
-}
-
-impl KafkaTransport {
-    /// Errors that mean the broker is gone (or refuses us), as opposed to noise librdkafka
-    /// recovers from by itself. A broken connection is checked with a metadata request:
-    /// brokers close idle connections, and that alone must not look like an outage.
-    fn poll_error(&self, conn: &Connection, e: &RdKafkaError) -> Option<TransportError> {
-        let brokers = &self.settings.bootstrap_servers;
-        if is_auth_failure(e) {
-            return Some(TransportError::Unauthenticated(format!(
-                "Kafka broker(s) {brokers}: {e}"
-            )));
-        }
-        let down = match e.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::AllBrokersDown) => true,
-            Some(RDKafkaErrorCode::BrokerTransportFailure) => {
-                let timeout = self
-                    .settings
-                    .connect_timeout
-                    .min(self.settings.request_timeout);
-                conn.admin.check_broker(timeout).is_err()
-            }
-            _ => false,
-        };
-        if !down {
-            return None;
-        }
-        self.connected.store(false, Ordering::Release);
-        Some(TransportError::Unavailable(format!(
-            "Kafka broker(s) {brokers} unreachable: {e}"
-        )))
-    }
-
-    /// A failed call that means the broker is unreachable marks the transport disconnected,
-    /// so the other calls fail fast until the runtime reconnects.
-    fn note<T>(&self, result: Result<T, TransportError>) -> Result<T, TransportError> {
-        if matches!(result, Err(TransportError::Unavailable(_))) {
-            self.connected.store(false, Ordering::Release);
-        }
-        result
-    }
-}
-
 /// A FAILED stand-in for a result the broker would refuse as too large.
 fn too_large(r: &TaskResult, len: usize) -> TaskResult {
     let mut task = Task::new(r.run_id(), r.node_id(), "", r.attempt());
@@ -658,8 +415,9 @@ impl EngineTransport for KafkaTransport {
             return Err(TransportError::Closed);
         }
         // Reconnecting after an outage: new producer and admin client, same consumers.
-        let fresh =
-            !self.connected.load(Ordering::Acquire) && self.ever_connected.load(Ordering::Acquire);
+        let fresh = !self.connected.load(Ordering::Acquire)
+            && self.ever_connected.load(Ordering::Acquire)
+            && !self.renewed.swap(true, Ordering::AcqRel);
         let conn = self.open(fresh)?;
         // Called at start and after a loss: the cluster may have lost topics (or be a new
         // one), so ask again rather than trust what was created before.
@@ -678,6 +436,7 @@ impl EngineTransport for KafkaTransport {
         self.connected.store(ready.is_ok(), Ordering::Release);
         if ready.is_ok() {
             self.ever_connected.store(true, Ordering::Release);
+            self.renewed.store(false, Ordering::Release);
         }
         Ok(ready?)
     }
@@ -815,7 +574,8 @@ impl EngineTransport for KafkaTransport {
                 waiter.complete(i, Err(e.to_string()));
             }
         }
-        let outcomes = waiter.wait(deadline);
+        // An outage noticed meanwhile (by the intake) ends the wait: no point in more.
+        let outcomes = waiter.wait(deadline, || !self.connected.load(Ordering::Acquire));
         let acked = || {
             results
                 .iter()
@@ -895,15 +655,20 @@ impl EngineTransport for KafkaTransport {
         else {
             return;
         };
+        // Without a broker there is nobody to commit to or flush to: close at once, and
+        // what was not committed is re-delivered (never lost).
+        let reachable = self.connected.load(Ordering::Acquire);
         for c in conn.consumers() {
             c.state.closing.store(true, Ordering::Release);
-            c.commit_all();
+            if reachable {
+                c.commit_all();
+            }
         }
         conn.consumers
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
-        if let Err(e) = conn.producer.flush(self.settings.request_timeout) {
+        if reachable && let Err(e) = conn.producer.flush(self.settings.request_timeout) {
             log::warn!(target: "gamelan.executor.error", "Kafka producer flush on close: {e}");
         }
     }
