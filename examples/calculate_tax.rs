@@ -10,7 +10,7 @@ impl WorkflowExecutor for CalculateTax {
         let amount = task
             .context
             .get("amount")
-            .and_then(|v| v.as_f64())
+            .and_then(serde_json::Value::as_f64)
             .ok_or_else(|| {
                 ExecutionError::business("MISSING_AMOUNT", "'amount' must be a number")
             })?;
