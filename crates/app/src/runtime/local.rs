@@ -15,7 +15,9 @@ use gamelan_ports::{
 
 #[derive(Default)]
 struct State {
+    /// Tasks only; cancellations wait in `cancels` so they never queue behind tasks.
     inbox: VecDeque<Inbound>,
+    cancels: Vec<Inbound>,
     results: Vec<TaskResult>,
     seen: HashSet<(String, u32)>,
     registrations: Vec<Registration>,
@@ -65,7 +67,7 @@ impl LocalEngine {
     }
 
     pub fn push_cancel(&self, task_id: &str, reason: &str) {
-        self.state().inbox.push_back(Inbound::Cancel {
+        self.state().cancels.push(Inbound::Cancel {
             task_id: task_id.to_owned(),
             reason: reason.to_owned(),
         });
@@ -244,20 +246,9 @@ impl EngineTransport for LocalTransport {
         }
         loop {
             self.check(&s)?;
-            let mut out = Vec::new();
-            let mut taken = 0;
-            let mut keep = VecDeque::with_capacity(s.inbox.len());
-            while let Some(m) = s.inbox.pop_front() {
-                match m {
-                    Inbound::Task(t) if taken < max => {
-                        taken += 1;
-                        out.push(Inbound::Task(t));
-                    }
-                    Inbound::Cancel { .. } => out.push(m),
-                    other @ Inbound::Task(_) => keep.push_back(other),
-                }
-            }
-            s.inbox = keep;
+            let mut out = std::mem::take(&mut s.cancels);
+            let n = max.min(s.inbox.len());
+            out.extend(s.inbox.drain(..n));
             if !out.is_empty() {
                 return Ok(out);
             }
