@@ -6,7 +6,7 @@
 //! - rest: HTTP/1.1 POSTs carrying batches of B-byte strings to a no-op axum handler that
 //!   returns the body, from one client per executor, with the batch size the runtime
 //!   reports results in;
-//! - kafka: plain produce + consume of the same messages on the same broker.
+//! - kafka: plain produce + consume of the same messages on the same broker (`kafka.rs`).
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ pub struct Raw {
 }
 
 impl Raw {
-    fn new(name: String, messages: usize, elapsed: Duration) -> Self {
+    pub(crate) fn new(name: String, messages: usize, elapsed: Duration) -> Self {
         let secs = elapsed.as_secs_f64().max(1e-9);
         Self {
             name,
@@ -218,14 +218,6 @@ pub fn rest(
         format!("HTTP/1.1 POST of {batch} payloads to a no-op axum handler, {clients} client(s)"),
         total,
         elapsed,
-    ))
-}
-
-/// Kafka: the adapter's own raw produce + consume, once it is wired in.
-pub fn kafka(_messages: usize, _payload_bytes: usize) -> Result<Raw, BenchError> {
-    Err(BenchError::NotWired(
-        "kafka",
-        "the Kafka adapter's raw produce+consume baseline is not wired into the bench yet".into(),
     ))
 }
 

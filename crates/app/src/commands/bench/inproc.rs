@@ -58,7 +58,12 @@ pub fn start_transport(
     transport: CommunicationType,
     executors: usize,
     shape: RuntimeShape,
+    kafka: Option<&str>,
 ) -> Result<InProcess, BenchError> {
+    let mut kafka_settings = crate::config::KafkaSettings::default();
+    if let Some(b) = kafka {
+        b.clone_into(&mut kafka_settings.bootstrap_servers);
+    }
     let mut opts = EngineOptions::from_config(&crate::config::EngineConfig::default());
     opts.bind = ([127, 0, 0, 1], 0).into();
     opts.settings = EngineSettings {
@@ -66,6 +71,7 @@ pub fn start_transport(
         ..EngineSettings::default()
     };
     opts.verifier = Arc::new(gamelan_ports::AllowAll);
+    opts.kafka = kafka.map(|_| kafka_settings.clone());
     let engine = start_engine_with(opts).map_err(BenchError::runtime)?;
     let mut runtimes = Vec::with_capacity(executors);
     let mut ready = Duration::ZERO;
@@ -82,6 +88,10 @@ pub fn start_transport(
         cfg.task.queue_size = shape.queue_size;
         cfg.result.batch_size = shape.result_batch;
         cfg.result.batch_timeout = shape.result_batch_timeout;
+        if kafka.is_some() {
+            cfg.kafka = kafka_settings.clone();
+            cfg.kafka_configured = true;
+        }
         let t0 = Instant::now();
         let runtime = runtime_builder(&cfg)
             .map_err(BenchError::runtime)?

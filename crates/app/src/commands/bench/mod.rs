@@ -11,6 +11,7 @@ mod cpu;
 mod error;
 mod http;
 mod inproc;
+mod kafka;
 mod load;
 mod peer;
 mod processes;
@@ -124,12 +125,6 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             "--tasks, --executors and --threads must be at least 1".into(),
         ));
     }
-    if opts.transport == BenchTransport::Kafka {
-        return Err(BenchError::NotWired(
-            "kafka",
-            "the Kafka adapter is not wired into the engine and the bench yet; use grpc, rest or local".into(),
-        ));
-    }
     let payload = "x".repeat(opts.payload_bytes);
     let load = Load {
         first: opts.warmup,
@@ -146,12 +141,28 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         result_batch_timeout: opts.result_batch_timeout,
     };
     let mut report = BenchReport::new(opts);
+    // Kafka needs a broker: a throw-away one on a free port, for this run only.
+    // Kept until the end of the run (after the baseline, which uses it too).
+    let broker = if opts.transport == BenchTransport::Kafka {
+        eprintln!("starting a tansu Kafka broker...");
+        Some(kafka::Broker::start()?)
+    } else {
+        None
+    };
+    let bootstrap = broker.as_ref().map(kafka::Broker::bootstrap);
     if opts.transport == BenchTransport::Local {
         run_local(opts, &load, shape, &payload, &mut report)?;
     } else if opts.in_process {
-        run_in_process(opts, &load, shape, &payload, &mut report)?;
+        run_in_process(
+            opts,
+            &load,
+            shape,
+            bootstrap.as_deref(),
+            &payload,
+            &mut report,
+        )?;
     } else {
-        run_processes(opts, &load, &payload, &mut report)?;
+        run_processes(opts, &load, bootstrap.as_deref(), &payload, &mut report)?;
     }
     if opts.baseline {
         eprintln!("measuring the raw {} baseline...", opts.transport.name());
@@ -163,7 +174,11 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
                 opts.executors,
                 opts.result_batch,
             )?,
-            BenchTransport::Kafka => baseline::kafka(opts.tasks, opts.payload_bytes)?,
+            BenchTransport::Kafka => kafka::raw(
+                bootstrap.as_deref().unwrap_or_default(),
+                opts.tasks,
+                opts.payload_bytes,
+            )?,
             BenchTransport::Local => baseline::local(
                 opts.tasks,
                 opts.payload_bytes,
@@ -217,10 +232,12 @@ fn run_in_process(
     opts: &BenchOptions,
     load: &Load,
     shape: RuntimeShape,
+    kafka: Option<&str>,
     payload: &str,
     report: &mut BenchReport,
 ) -> Result<(), BenchError> {
-    let set_up = inproc::start_transport(opts.transport.communication(), opts.executors, shape)?;
+    let set_up =
+        inproc::start_transport(opts.transport.communication(), opts.executors, shape, kafka)?;
     report.ready_ms = Some(ms(set_up.ready));
     report.rss_bytes.executor_idle = rss::own().map(|m| m.rss);
     let driver: Arc<dyn Driver> = Arc::new(EngineDriver {
@@ -245,6 +262,7 @@ fn run_in_process(
 fn run_processes(
     opts: &BenchOptions,
     load: &Load,
+    kafka: Option<&str>,
     payload: &str,
     report: &mut BenchReport,
 ) -> Result<(), BenchError> {
@@ -253,7 +271,12 @@ fn run_processes(
         None => std::env::current_exe()?,
     };
     let start_timeout = Duration::from_secs(30);
-    let engine = processes::engine(&exe, start_timeout)?;
+    let kafka_env = |prefix: &str| -> Vec<(String, String)> {
+        kafka
+            .map(|b| vec![(format!("{prefix}KAFKA_BOOTSTRAP_SERVERS"), b.to_owned())])
+            .unwrap_or_default()
+    };
+    let engine = processes::engine(&exe, &kafka_env("GAMELAN_ENGINE_"), start_timeout)?;
     report.engine_ready_ms = Some(ms(engine.ready_after));
     let env = processes::ExecutorEnv {
         engine: engine.addr,
@@ -262,6 +285,7 @@ fn run_processes(
         queue_size: opts.queue_size,
         result_batch: opts.result_batch,
         result_batch_timeout: opts.result_batch_timeout,
+        extra: kafka_env("GAMELAN_EXECUTOR_"),
     };
     let mut executors = Vec::with_capacity(opts.executors);
     for i in 0..opts.executors {

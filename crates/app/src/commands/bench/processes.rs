@@ -165,13 +165,19 @@ pub fn spawn(
 }
 
 /// The engine: in memory, on a free loopback port.
-pub fn engine(exe: &Path, timeout: Duration) -> Result<Proc, BenchError> {
-    let env = [
+pub fn engine(
+    exe: &Path,
+    extra: &[(String, String)],
+    timeout: Duration,
+) -> Result<Proc, BenchError> {
+    let mut env: Vec<(String, String)> = [
         ("GAMELAN_ENGINE_HOST", "127.0.0.1"),
         ("GAMELAN_ENGINE_PORT", "0"),
         ("GAMELAN_ENGINE_EPHEMERAL", "true"),
     ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .into();
+    env.extend_from_slice(extra);
     spawn(
         "engine",
         exe,
@@ -191,6 +197,8 @@ pub struct ExecutorEnv {
     pub queue_size: usize,
     pub result_batch: usize,
     pub result_batch_timeout: Duration,
+    /// More variables (the Kafka bootstrap servers).
+    pub extra: Vec<(String, String)>,
 }
 
 pub fn executor(
@@ -227,7 +235,10 @@ pub fn executor(
             format!("{}ms", cfg.result_batch_timeout.as_millis()),
         ),
     ]
-    .map(|(k, v)| (k.to_owned(), v));
+    .map(|(k, v)| (k.to_owned(), v))
+    .into_iter()
+    .chain(cfg.extra.iter().cloned())
+    .collect::<Vec<_>>();
     spawn(
         &format!("executor {index}"),
         exe,

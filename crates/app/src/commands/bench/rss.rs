@@ -2,8 +2,8 @@
 //! (`VmRSS`), its high-water mark (`VmHWM`) and the anonymous part (`RssAnon`: heap and
 //! stacks, without the mapped binary's pages, which processes of one binary share).
 
+/// All in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-/// Bytes.
 pub struct Memory {
     pub rss: u64,
     pub peak: u64,
