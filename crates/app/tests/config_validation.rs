@@ -293,7 +293,7 @@ fn defaults_are_valid_and_documented_values() {
     assert_eq!(c.http.port, 8080);
     assert_eq!(c.kafka.topics.tasks, "workflow-tasks");
     assert_eq!(c.kafka.topics.dlq, "workflow-dlq");
-    assert_eq!(c.result.batch_timeout, std::time::Duration::from_millis(10));
+    assert_eq!(c.result.batch_timeout, std::time::Duration::ZERO);
     assert_eq!(c.retry_policy().max_attempts, 3);
     assert_eq!(c.grpc_engine_url().as_str(), "http://localhost:8080/");
 }
