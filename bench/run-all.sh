@@ -21,8 +21,10 @@ run() {
 run --transport grpc --tasks "$tasks"
 run --transport rest --tasks "$tasks"
 run --transport local --tasks "$tasks"
+run --transport kafka --tasks 20000
 run --transport grpc --tasks 10000 --rate 1000
 run --transport rest --tasks 10000 --rate 1000
 run --transport local --tasks 10000 --rate 1000
+run --transport kafka --tasks 5000 --rate 1000
 run --transport grpc --tasks 20000 --compare celery
 echo "results in $out" >&2
