@@ -20,6 +20,8 @@ run() {
 } | sed 's/^/# /' >>"$out"
 run --transport grpc --tasks "$tasks"
 run --transport rest --tasks "$tasks"
+run --transport grpc --tasks "$tasks" --executors 2
+run --transport rest --tasks "$tasks" --executors 2
 run --transport local --tasks "$tasks"
 run --transport kafka --tasks 20000
 run --transport grpc --tasks 10000 --rate 1000

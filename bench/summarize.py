@@ -14,10 +14,10 @@ def num(x, fmt="{:,.0f}"):
 
 
 def main(path):
-    print("| transport | arrival | tasks | ours tasks/s | raw baseline /s | ours/raw | "
+    print("| transport | arrival | executors | tasks | ours tasks/s | raw baseline /s | ours/raw | "
           "p50 us | p90 us | p99 us | max us | engine RSS MiB | executor RSS MiB (idle, anon) "
           "| ready ms | CPU ms engine/executors/bench |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     peers = []
     for line in open(path):
         if not line.startswith("{"):
@@ -29,7 +29,7 @@ def main(path):
         executor_rss = (f"{mib(r['executor'])} ({mib(r['executor_idle'])}, {mib(r['executor_idle_anon'])})"
                         if d["mode"] == "processes" else "-")
         cpu = "/".join(num(c[k]) for k in ("engine", "executor", "bench"))
-        print(f"| {d['transport']} | {arrival} | {d['tasks']:,} | {d['tasks_per_sec']:,.0f} | "
+        print(f"| {d['transport']} | {arrival} | {d['executors']} | {d['tasks']:,} | {d['tasks_per_sec']:,.0f} | "
               f"{num(d['baseline_per_sec'])} | {num(d['ratio'], '{:.3f}x')} | {l['p50']:,} | "
               f"{l['p90']:,} | {l['p99']:,} | {l['max']:,} | {engine_rss} | {executor_rss} | "
               f"{num(d['ready_ms'], '{:.1f}')} | {cpu} |")
