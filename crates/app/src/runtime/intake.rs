@@ -14,6 +14,9 @@ use gamelan_ports::{Inbound, MetricsSink, TransportError};
 use super::core::Core;
 use super::pool::Job;
 
+/// How long intake waits before asking again while the pool is full.
+const ZERO_CREDIT_WAIT: Duration = Duration::from_millis(1);
+
 pub(crate) fn start(core: &Arc<Core>, route: usize) -> io::Result<JoinHandle<()>> {
     let core = Arc::clone(core);
     thread::Builder::new()
@@ -48,7 +51,14 @@ fn run(core: &Arc<Core>, route: usize) {
         } else {
             0
         };
-        match r.transport.receive(credit, wait) {
+        // With no credit, look again soon: the pool may free room within microseconds, and
+        // a full receive wait here would idle it (the transport still sees its zero credit).
+        let wait_now = if credit == 0 {
+            wait.min(ZERO_CREDIT_WAIT)
+        } else {
+            wait
+        };
+        match r.transport.receive(credit, wait_now) {
             Ok(messages) => {
                 error_backoff = Duration::from_millis(50);
                 let now = Instant::now();

@@ -221,10 +221,11 @@ impl Worker {
     /// Sends up to one batch from the outbox; false when the send failed.
     fn send_one_batch(&mut self) -> bool {
         let n = self.outbox.len().min(self.policy.max_size.max(1));
-        let batch: Vec<TaskResult> = self.outbox.iter().take(n).cloned().collect();
-        match self.transport.report(&batch) {
+        // Sent straight from the outbox: no copy of the results on the hot path.
+        let sent = self.transport.report(&self.outbox.make_contiguous()[..n]);
+        match sent {
             Ok(outcomes) => {
-                for (r, o) in batch.iter().zip(&outcomes) {
+                for (r, o) in self.outbox.iter().zip(&outcomes) {
                     if let ReportOutcome::Rejected(reason) = o {
                         log::error!(target: "gamelan.executor.error", "engine rejected result for {}: {reason}", r.task_id());
                     }
