@@ -4,7 +4,6 @@ set -euo pipefail
 
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
-command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
