@@ -12,7 +12,7 @@ use super::load::{self, Loaded, Sources};
 use super::logging::{self, HasLog, LogSettings};
 use super::schema::{Checker, Key, Schema, Table};
 use super::secret::Secret;
-use super::value::{self, Unit, show_duration};
+use super::value::{self, Unit, show_duration, show_path};
 
 /// Everything `gamelan engine` reads from `gamelan.engine.*`.
 #[derive(Debug, Clone, PartialEq)]
@@ -416,8 +416,4 @@ impl Schema for EngineConfig {
             );
         }
     }
-}
-
-fn show_path(p: Option<&PathBuf>) -> Option<String> {
-    p.map(|p| p.display().to_string())
 }

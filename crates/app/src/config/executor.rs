@@ -14,7 +14,7 @@ use super::load::{self, Loaded, Sources};
 use super::logging::{self, HasLog, LogSettings};
 use super::schema::{Checker, Key, Schema, Table};
 use super::secret::Secret;
-use super::value::{self, Unit, show_duration};
+use super::value::{self, Unit, show_duration, show_path};
 
 /// Everything an executor process reads from `gamelan.executor.*` (plus the few `quarkus.*`
 /// keys the seeds use). Both spellings the seeds use for a setting land in one field.
@@ -345,10 +345,6 @@ const PREFIX: &str = "gamelan.executor.";
 
 fn p(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| format!("{PREFIX}{n}")).collect()
-}
-
-fn show_path(p: Option<&PathBuf>) -> Option<String> {
-    p.map(|p| p.display().to_string())
 }
 
 /// A URL as printed: without any password it may carry.

@@ -172,6 +172,11 @@ pub(crate) fn show_duration(d: std::time::Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
+/// A path as printed by `config check`; `None` when unset.
+pub(crate) fn show_path(p: Option<&std::path::PathBuf>) -> Option<String> {
+    p.map(|p| p.display().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
