@@ -99,14 +99,12 @@ pub fn start_transport(
             .executor(echo(transport))
             .start()
             .map_err(BenchError::runtime)?;
-        if !runtime.wait_ready(Duration::from_secs(30)) {
-            return Err(BenchError::NotReady {
-                what: format!("executor runtime {i}"),
-                event: "register with the engine",
-                timeout: Duration::from_secs(30),
-                log: String::new(),
-            });
-        }
+        wait_ready(
+            &runtime,
+            format!("executor runtime {i}"),
+            "register with the engine",
+            Duration::from_secs(30),
+        )?;
         ready = ready.max(t0.elapsed());
         runtimes.push(runtime);
     }
@@ -199,14 +197,12 @@ pub fn start_local(executors: usize, shape: RuntimeShape) -> Result<Local, Bench
             .transport(CommunicationType::Local, engine.transport())
             .start()
             .map_err(BenchError::runtime)?;
-        if !runtime.wait_ready(Duration::from_secs(10)) {
-            return Err(BenchError::NotReady {
-                what: format!("local runtime {i}"),
-                event: "become ready",
-                timeout: Duration::from_secs(10),
-                log: String::new(),
-            });
-        }
+        wait_ready(
+            &runtime,
+            format!("local runtime {i}"),
+            "become ready",
+            Duration::from_secs(10),
+        )?;
         ready = ready.max(t0.elapsed());
         runtimes.push(runtime);
     }
@@ -269,5 +265,24 @@ impl Driver for LocalDriver {
         });
         out.extend(found.into_inner());
         Ok(end.get() as u64)
+    }
+}
+
+/// Waits for a runtime started in this process to become ready, or says which one did not.
+fn wait_ready(
+    runtime: &crate::runtime::RuntimeHandle,
+    what: String,
+    event: &'static str,
+    timeout: Duration,
+) -> Result<(), BenchError> {
+    if runtime.wait_ready(timeout) {
+        Ok(())
+    } else {
+        Err(BenchError::NotReady {
+            what,
+            event,
+            timeout,
+            log: String::new(),
+        })
     }
 }
