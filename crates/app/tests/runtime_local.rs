@@ -496,6 +496,28 @@ fn engine_cancellation_stops_a_running_task() {
     h.shutdown();
 }
 
+/// Cancels land wherever each task is at that moment (queued, handed to a worker, or
+/// running): every one must end CANCELLED, none may run its full minute.
+#[test]
+fn every_cancel_reaches_its_task_wherever_it_is() {
+    const N: usize = 40;
+    let engine = LocalEngine::new();
+    let h = start(&engine, settings(4, 64), vec![local(Sleep, "sleep", 8)]);
+    for i in 0..N {
+        engine.push_task(task(i, "sleep", json!({"ms": 60_000})));
+    }
+    assert!(engine.wait_until(WAIT, |v| v.queued() == 0));
+    for i in 0..N {
+        engine.push_cancel(&format!("run-{i}:n:1"), "user asked");
+    }
+    wait_results(&engine, N);
+    for i in 0..N {
+        let r = result_for(&engine, &format!("run-{i}"));
+        assert_eq!(r.error().unwrap().code, codes::CANCELLED, "run-{i}");
+    }
+    h.shutdown();
+}
+
 #[test]
 fn shutdown_drains_running_tasks_and_hands_back_the_rest() {
     let engine = LocalEngine::new();

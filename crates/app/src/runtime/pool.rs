@@ -6,7 +6,7 @@
 //! never occupy every thread. Admission beyond the queue bound is refused (backpressure),
 //! never dropped. Retries wait in the [`DelayQueue`], not on a worker thread.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -101,6 +101,10 @@ struct Sched {
     pending: Vec<VecDeque<Job>>,
     running: Vec<usize>,
     running_total: usize,
+    /// Cancellation tokens of tasks holding permits, by task id. A dispatched task sits in
+    /// the ready channel before a worker's slot shows it; without this map a cancel in
+    /// that window would find the task nowhere and be lost.
+    dispatched: HashMap<String, CancellationToken>,
     rr: usize,
     closed: bool,
 }
@@ -188,6 +192,7 @@ impl WorkerPool {
                 pending: (0..n).map(|_| VecDeque::new()).collect(),
                 running: vec![0; n],
                 running_total: 0,
+                dispatched: HashMap::new(),
                 rr: 0,
                 closed: false,
             }),
@@ -254,6 +259,9 @@ impl WorkerPool {
                     break;
                 }
             }
+            if found.is_some() {
+                sched.dispatched.remove(task_id);
+            }
             found
         };
         if let Some(job) = found {
@@ -263,18 +271,15 @@ impl WorkerPool {
             return true;
         }
         if let Some(job) = s.retries.remove_where(|j| j.task.task_id == task_id) {
+            lock(&s.sched).dispatched.remove(task_id);
             s.deliver(&job, Err(ExecutionError::Cancelled(reason.to_owned())));
             return true;
         }
-        for slot in lock(&s.slots).iter() {
-            if let SlotState::Running { task, cancel, .. } = &*lock(&slot.0)
-                && task.task_id == task_id
-            {
-                cancel.cancel();
-                return true;
-            }
-        }
-        false
+        let token = lock(&s.sched).dispatched.get(task_id).cloned();
+        token.is_some_and(|t| {
+            t.cancel();
+            true
+        })
     }
 
     /// Tasks admitted and not yet started, per hosted executor (index order).
@@ -316,13 +321,15 @@ impl WorkerPool {
         {
             let mut sched = lock(&s.sched);
             sched.closed = true;
-            for q in &mut sched.pending {
-                handback.extend(q.drain(..).map(back));
+            let pending: Vec<Job> = sched.pending.iter_mut().flat_map(|q| q.drain(..)).collect();
+            for job in pending {
+                // A retried task waiting for room still has its token registered.
+                sched.dispatched.remove(&job.task.task_id);
+                handback.push(back(job));
             }
             while let Ok(msg) = s.ready_rx.try_recv() {
                 if let Msg::Run(job) = msg {
-                    sched.running[job.exec] -= 1;
-                    sched.running_total -= 1;
+                    sched.take_permit(job.exec, Some(&job.task.task_id));
                     handback.push(back(job));
                 }
             }
@@ -331,7 +338,14 @@ impl WorkerPool {
                 s.idle.notify_all();
             }
         }
-        handback.extend(s.retries.drain().into_iter().map(back));
+        let parked = s.retries.drain();
+        {
+            let mut sched = lock(&s.sched);
+            for job in &parked {
+                sched.dispatched.remove(&job.task.task_id);
+            }
+        }
+        handback.extend(parked.into_iter().map(back));
         handback
     }
 
@@ -366,9 +380,9 @@ impl WorkerPool {
             } = std::mem::replace(&mut *st, SlotState::Taken)
             {
                 cancel.cancel();
-                handback.push(HandedBack { route, task });
                 drop(st);
-                s.release(exec);
+                s.release(exec, Some(&task.task_id));
+                handback.push(HandedBack { route, task });
             } else if !matches!(*st, SlotState::Taken) {
                 *st = SlotState::Idle;
             }
@@ -405,6 +419,18 @@ impl Drop for WorkerPool {
     }
 }
 
+impl Sched {
+    /// Frees a task's permits; `forget` also drops its cancellation token, which a task
+    /// going to the retry queue keeps so a cancel still reaches it when re-dispatched.
+    fn take_permit(&mut self, exec: usize, forget: Option<&str>) {
+        self.running[exec] -= 1;
+        self.running_total -= 1;
+        if let Some(task_id) = forget {
+            self.dispatched.remove(task_id);
+        }
+    }
+}
+
 impl Shared {
     /// Puts an admitted job on the ready channel if permits allow, else in its queue.
     fn enqueue(&self, sched: &mut Sched, job: Job) {
@@ -413,9 +439,7 @@ impl Shared {
             && sched.running[e] < self.limits[e]
             && sched.running_total < self.settings.max_parallel
         {
-            sched.running[e] += 1;
-            sched.running_total += 1;
-            let _ = self.ready_tx.send(Msg::Run(job));
+            self.dispatch(sched, job);
         } else {
             sched.pending[e].push_back(job);
         }
@@ -423,10 +447,9 @@ impl Shared {
 
     /// Frees the permits of a finished task and moves waiting tasks into the freed room,
     /// round-robin across executor types.
-    fn release(&self, exec: usize) {
+    fn release(&self, exec: usize, forget: Option<&str>) {
         let mut sched = lock(&self.sched);
-        sched.running[exec] -= 1;
-        sched.running_total -= 1;
+        sched.take_permit(exec, forget);
         let n = sched.pending.len();
         let mut misses = 0;
         while sched.running_total < self.settings.max_parallel && misses < n && !sched.closed {
@@ -435,9 +458,7 @@ impl Shared {
             if sched.running[e] < self.limits[e]
                 && let Some(job) = sched.pending[e].pop_front()
             {
-                sched.running[e] += 1;
-                sched.running_total += 1;
-                let _ = self.ready_tx.send(Msg::Run(job));
+                self.dispatch(&mut sched, job);
                 misses = 0;
             } else {
                 misses += 1;
@@ -446,6 +467,16 @@ impl Shared {
         if sched.running_total == 0 {
             self.idle.notify_all();
         }
+    }
+
+    /// Gives a job its permits and hands it to the workers.
+    fn dispatch(&self, sched: &mut Sched, job: Job) {
+        sched.running[job.exec] += 1;
+        sched.running_total += 1;
+        sched
+            .dispatched
+            .insert(job.task.task_id.clone(), job.cancel.clone());
+        let _ = self.ready_tx.send(Msg::Run(job));
     }
 
     fn deliver(&self, job: &Job, outcome: Result<gamelan_domain::JsonObject, ExecutionError>) {
@@ -498,6 +529,13 @@ fn worker(s: &Arc<Shared>, slot: &Arc<Slot>) {
 
 /// Runs one job; returns false when the task was taken away while running.
 fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
+    if job.cancel.is_cancelled() {
+        // Cancelled between dispatch and pickup: the executor never sees it.
+        let err = ExecutionError::Cancelled("cancelled before it started".to_owned());
+        s.deliver(&job, Err(err));
+        s.release(job.exec, Some(&job.task.task_id));
+        return true;
+    }
     let hosted = &s.hosted[job.exec];
     let timeout = job
         .task
@@ -541,7 +579,7 @@ fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
                 job.retries += 1;
                 let exec = job.exec;
                 s.retries.schedule(Instant::now() + delay, job);
-                s.release(exec);
+                s.release(exec, None);
             } else {
                 let err = match err {
                     ExecutionError::Technical { code, message } => ExecutionError::Technical {
@@ -551,12 +589,12 @@ fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
                     other => other,
                 };
                 s.deliver(&job, Err(err));
-                s.release(job.exec);
+                s.release(job.exec, Some(&job.task.task_id));
             }
         }
         other => {
             s.deliver(&job, other);
-            s.release(job.exec);
+            s.release(job.exec, Some(&job.task.task_id));
         }
     }
     true
@@ -632,7 +670,7 @@ fn fire_timeouts(s: &Arc<Shared>) {
             result,
             duration: received.elapsed(),
         });
-        s.release(exec);
+        s.release(exec, Some(&task.task_id));
         // The stuck thread retires when its executor returns; keep the pool at full size.
         spawn_worker(s);
     }
