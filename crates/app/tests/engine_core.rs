@@ -32,6 +32,8 @@ fn settings() -> EngineSettings {
         },
         data_dir: None,
         max_long_polls: 256,
+        retention: Duration::from_secs(3600),
+        max_retained: 100_000,
     }
 }
 
@@ -816,6 +818,153 @@ fn restart_with_a_data_dir_loses_nothing_accepted() {
     assert_eq!(feed[3].task_id, new_id);
     assert!(feed.iter().all(|v| v.status == TaskState::Completed));
     assert_eq!(engine.statistics().tasks_pending, 0);
+}
+
+/// Runs `n` tasks through executor "a" (attached to `sink`) to a COMPLETED result.
+fn complete(engine: &Engine, sink: &RecordingSink, n: u64) -> Vec<Task> {
+    submit(engine, n);
+    let tasks = sink.take();
+    assert_eq!(tasks.len() as u64, n);
+    accept_all(engine, &tasks);
+    tasks
+}
+
+#[test]
+fn retention_forgets_the_oldest_results_beyond_the_count() {
+    let (engine, _clock) = open(EngineSettings {
+        max_retained: 3,
+        ..settings()
+    });
+    engine.register(registration("a", 10)).unwrap();
+    let sink = RecordingSink::new();
+    engine.attach("a", 10, sink.clone()).unwrap();
+    let tasks = complete(&engine, &sink, 5);
+
+    for old in &tasks[..2] {
+        assert!(matches!(
+            engine.task(&old.task_id),
+            Err(EngineError::UnknownTask(_))
+        ));
+    }
+    for kept in &tasks[2..] {
+        assert_eq!(
+            engine.task(&kept.task_id).unwrap().status,
+            TaskState::Completed
+        );
+    }
+    // A reader behind the window resumes at the oldest kept result; numbering goes on.
+    let (feed, cursor) = engine.completions(0, 10, Duration::ZERO);
+    assert_eq!(cursor, 5);
+    let ids: Vec<_> = feed.iter().map(|v| v.task_id.clone()).collect();
+    let kept: Vec<_> = tasks[2..].iter().map(|t| t.task_id.clone()).collect();
+    assert_eq!(ids, kept);
+    let (page, cursor) = engine.completions(3, 1, Duration::ZERO);
+    assert_eq!(
+        (page[0].task_id.as_str(), cursor),
+        (tasks[3].task_id.as_str(), 4)
+    );
+
+    // A resend for a forgotten task is refused by name; a kept one is still a repeat.
+    let answers = engine.report(vec![done(&tasks[0]), done(&tasks[4])]);
+    assert!(matches!(&answers[0], Err(EngineError::UnknownTask(id)) if *id == tasks[0].task_id));
+    assert_eq!(answers[1], Ok(Acceptance::AlreadyProcessed));
+
+    // Freed slots carry new tasks, dispatched to the right executor type only.
+    let mut other = registration("b", 10);
+    other.metadata = ExecutorMetadata::new("other").max_concurrent_tasks(10);
+    engine.register(other).unwrap();
+    let other_sink = RecordingSink::new();
+    engine.attach("b", 10, other_sink.clone()).unwrap();
+    let mut to_other = request(7);
+    to_other.executor_type = Some("other".into());
+    let other_id = engine.submit(to_other).unwrap().task_id;
+    let more = complete(&engine, &sink, 4);
+    assert!(more.iter().all(|t| t.node_type == TYPE));
+    let delivered_other = other_sink.take();
+    assert_eq!(delivered_other.len(), 1);
+    assert_eq!(delivered_other[0].task_id, other_id);
+    assert_eq!(engine.completions(0, 100, Duration::ZERO).1, 9);
+
+    let text = engine.metrics_text();
+    for line in [
+        "gamelan_engine_tasks_forgotten_total 6",
+        "gamelan_engine_tasks_retained 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+}
+
+#[test]
+fn retention_forgets_results_older_than_the_window_on_the_sweep() {
+    let (engine, clock) = open(EngineSettings {
+        retention: Duration::from_secs(60),
+        ..settings()
+    });
+    engine.register(registration("a", 10)).unwrap();
+    let sink = RecordingSink::new();
+    engine.attach("a", 10, sink.clone()).unwrap();
+    let old = complete(&engine, &sink, 2);
+    clock.advance(Duration::from_secs(45));
+    let young = complete(&engine, &sink, 1);
+    engine.heartbeat(&heartbeat("a")).unwrap();
+    clock.advance(Duration::from_secs(20));
+    engine.heartbeat(&heartbeat("a")).unwrap();
+    engine.sweep();
+    for t in &old {
+        assert!(
+            engine.task(&t.task_id).is_err(),
+            "{} outlived retention",
+            t.task_id
+        );
+    }
+    assert_eq!(
+        engine.task(&young[0].task_id).unwrap().status,
+        TaskState::Completed
+    );
+    let (feed, cursor) = engine.completions(0, 10, Duration::ZERO);
+    assert_eq!((feed.len(), cursor), (1, 3));
+}
+
+#[test]
+fn retention_survives_a_restart_and_numbering_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let durable = || EngineSettings {
+        data_dir: Some(dir.path().to_path_buf()),
+        max_retained: 2,
+        ..settings()
+    };
+    let tasks = {
+        let (engine, _clock) = open(durable());
+        engine.register(registration("a", 10)).unwrap();
+        let sink = RecordingSink::new();
+        engine.attach("a", 10, sink.clone()).unwrap();
+        let tasks = complete(&engine, &sink, 4);
+        engine.shutdown();
+        tasks
+    };
+    let (engine, _clock) = open(durable());
+    assert!(
+        engine.task(&tasks[1].task_id).is_err(),
+        "forgotten stays forgotten"
+    );
+    let (feed, cursor) = engine.completions(0, 10, Duration::ZERO);
+    let ids: Vec<_> = feed.iter().map(|v| v.task_id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![tasks[2].task_id.clone(), tasks[3].task_id.clone()]
+    );
+    assert_eq!(cursor, 4);
+    assert_eq!(engine.statistics().tasks_completed, 2);
+
+    engine.register(registration("a", 10)).unwrap();
+    let sink = RecordingSink::new();
+    engine.attach("a", 10, sink.clone()).unwrap();
+    let next = complete(&engine, &sink, 1);
+    let (page, cursor) = engine.completions(4, 10, Duration::ZERO);
+    assert_eq!(
+        (page[0].task_id.as_str(), cursor),
+        (next[0].task_id.as_str(), 5)
+    );
 }
 
 #[test]

@@ -131,12 +131,29 @@ impl ResultIntake {
         Ok(Acceptance::Accept)
     }
 
+    /// Drops what is known of a (run, node), when the engine stops keeping the task. A
+    /// result arriving afterwards is [`IntakeError::UnknownTask`]. Returns whether it was
+    /// known.
+    pub fn forget(&mut self, run_id: &str, node_id: &str) -> bool {
+        let Some(nodes) = self.runs.get_mut(run_id) else {
+            return false;
+        };
+        if nodes.remove(node_id).is_none() {
+            return false;
+        }
+        if nodes.is_empty() {
+            self.runs.remove(run_id);
+        }
+        self.len -= 1;
+        true
+    }
+
     /// Current attempt of a (run, node), if any was dispatched.
     pub fn current_attempt(&self, run_id: &str, node_id: &str) -> Option<u32> {
         self.runs.get(run_id)?.get(node_id).map(|s| s.attempt)
     }
 
-    /// Number of tasks (run, node) ever dispatched.
+    /// Number of tasks (run, node) dispatched and not forgotten.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -153,6 +170,24 @@ impl ResultIntake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forgotten_tasks_are_unknown_and_leave_no_entry() {
+        let mut i = ResultIntake::new();
+        i.dispatched("r", "a", 1, "t");
+        i.dispatched("r", "b", 1, "t");
+        assert_eq!(i.report("r", "a", 1, "t"), Ok(Acceptance::Accept));
+        assert!(i.forget("r", "a"));
+        assert!(!i.forget("r", "a"), "forgetting twice finds nothing");
+        assert_eq!(i.len(), 1);
+        assert!(matches!(
+            i.report("r", "a", 1, "t"),
+            Err(IntakeError::UnknownTask { .. })
+        ));
+        assert!(i.forget("r", "b"));
+        assert!(i.is_empty());
+        assert!(i.runs.is_empty(), "an emptied run is dropped too");
+    }
 
     #[test]
     fn accept_once_then_repeat_then_stale() {

@@ -45,6 +45,12 @@ pub struct EngineConfig {
     /// `max-long-polls` (default 256): REST long polls waiting at once; more are answered
     /// immediately with no tasks.
     pub max_long_polls: usize,
+    /// `results.retention` (default 1 h): how long a finished task stays queryable and
+    /// de-duplicates resent results; then it is forgotten, in memory and on disk.
+    pub results_retention: Duration,
+    /// `results.max-retained` (default 100000): finished tasks kept at most; the oldest
+    /// go first.
+    pub results_max_retained: usize,
     pub kafka: KafkaSettings,
     /// True when `kafka.bootstrap-servers` was given: the engine then also serves Kafka
     /// executors through the broker.
@@ -108,6 +114,8 @@ impl Default for EngineConfig {
                 backoff_max: Duration::from_secs(300),
             },
             max_long_polls: 256,
+            results_retention: Duration::from_secs(3600),
+            results_max_retained: 100_000,
             kafka: KafkaSettings::default(),
             kafka_enabled: false,
             log: LogSettings::default(),
@@ -339,6 +347,22 @@ fn table() -> Table<EngineConfig> {
                 Ok(())
             },
             |c| Some(c.max_long_polls.to_string()),
+        ),
+        K::new(
+            p(&["results.retention"]),
+            |c, v| {
+                c.results_retention = value::positive_duration(v, Unit::Seconds)?;
+                Ok(())
+            },
+            |c| Some(show_duration(c.results_retention)),
+        ),
+        K::new(
+            p(&["results.max-retained"]),
+            |c, v| {
+                c.results_max_retained = value::positive(v)?;
+                Ok(())
+            },
+            |c| Some(c.results_max_retained.to_string()),
         ),
     ];
     keys.extend(kafka::keys(PREFIX));

@@ -77,8 +77,10 @@ fn pump_queue(
     }
     let mut assigned = 0;
     while let Some(&slot) = queue.tasks.front() {
-        if !matches!(records[slot].phase, Phase::Queued) {
-            // Left behind by a task that finished or moved while queued.
+        let rec = &records[slot];
+        if !matches!(rec.phase, Phase::Queued) || rec.task.node_type != node_type {
+            // Left behind by a task that finished or moved while queued (its slot may
+            // since hold another task, possibly of another type).
             queue.tasks.pop_front();
             continue;
         }

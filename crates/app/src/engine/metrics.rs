@@ -16,9 +16,11 @@ pub(super) struct EngineMetrics {
     pub redispatched: Counter,
     pub duplicate: Counter,
     pub stale: Counter,
+    pub forgotten: Counter,
     pub executors_alive: Gauge,
     pub pending: Gauge,
     pub in_flight: Gauge,
+    pub retained: Gauge,
 }
 
 /// Gauge values sampled from the engine state.
@@ -27,6 +29,7 @@ pub(super) struct GaugeSample {
     pub executors_alive: u64,
     pub pending: u64,
     pub in_flight: u64,
+    pub retained: u64,
 }
 
 impl EngineMetrics {
@@ -38,9 +41,11 @@ impl EngineMetrics {
         let redispatched = Counter::default();
         let duplicate = Counter::default();
         let stale = Counter::default();
+        let forgotten = Counter::default();
         let executors_alive = Gauge::default();
         let pending = Gauge::default();
         let in_flight = Gauge::default();
+        let retained = Gauge::default();
         // prometheus-client appends `_total` to counter names.
         registry.register(
             "gamelan_engine_tasks_submitted",
@@ -73,6 +78,11 @@ impl EngineMetrics {
             stale.clone(),
         );
         registry.register(
+            "gamelan_engine_tasks_forgotten",
+            "Finished tasks dropped by retention (age or count)",
+            forgotten.clone(),
+        );
+        registry.register(
             "gamelan_engine_executors_alive",
             "Registered executors with a recent heartbeat",
             executors_alive.clone(),
@@ -87,6 +97,11 @@ impl EngineMetrics {
             "Tasks assigned to an executor without a result yet",
             in_flight.clone(),
         );
+        registry.register(
+            "gamelan_engine_tasks_retained",
+            "Finished tasks still queryable",
+            retained.clone(),
+        );
         Self {
             registry,
             submitted,
@@ -95,9 +110,11 @@ impl EngineMetrics {
             redispatched,
             duplicate,
             stale,
+            forgotten,
             executors_alive,
             pending,
             in_flight,
+            retained,
         }
     }
 
@@ -108,6 +125,8 @@ impl EngineMetrics {
             .set(i64::try_from(sample.pending).unwrap_or(i64::MAX));
         self.in_flight
             .set(i64::try_from(sample.in_flight).unwrap_or(i64::MAX));
+        self.retained
+            .set(i64::try_from(sample.retained).unwrap_or(i64::MAX));
         let mut out = String::with_capacity(2048);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -128,6 +147,7 @@ mod tests {
             executors_alive: 2,
             pending: 5,
             in_flight: 1,
+            retained: 4,
         });
         for line in [
             "gamelan_engine_tasks_submitted_total 3",
@@ -139,6 +159,8 @@ mod tests {
             "gamelan_engine_executors_alive 2",
             "gamelan_engine_tasks_pending 5",
             "gamelan_engine_tasks_in_flight 1",
+            "gamelan_engine_tasks_forgotten_total 0",
+            "gamelan_engine_tasks_retained 4",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

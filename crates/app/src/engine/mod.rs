@@ -36,6 +36,7 @@ mod intake;
 mod metrics;
 mod record;
 mod restore;
+mod retention;
 mod service;
 mod settings;
 mod state;
@@ -92,6 +93,8 @@ impl Engine {
             Arc::clone(&ids),
             Arc::clone(&metrics),
         );
+        inner.retention = settings.retention;
+        inner.max_retained = settings.max_retained;
         let mut threads = Threads::default();
         if let Some(dir) = &settings.data_dir {
             let (db, loaded) = store::open(dir)?;
@@ -99,6 +102,7 @@ impl Engine {
             inner.store = Some(tx);
             threads.writer = Some(writer);
             let restored = inner.restore(loaded);
+            inner.expire(clock.epoch_millis());
             let barrier = inner.barrier(0);
             if let Some(rx) = barrier {
                 rx.recv()

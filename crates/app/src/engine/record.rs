@@ -68,6 +68,23 @@ pub(super) struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// What a slot holds once its task is forgotten, until a new task reuses it. Finished,
+    /// so queue entries left behind for the slot are skipped.
+    pub(super) fn vacant(placeholder: Arc<Task>) -> Self {
+        Self {
+            task: placeholder,
+            db_key: u64::MAX,
+            phase: Phase::Completed,
+            retries: 0,
+            max_retries: 0,
+            executor: None,
+            output: None,
+            error: None,
+            submitted_at_ms: 0,
+            completed_at_ms: None,
+        }
+    }
+
     pub(super) fn view(&self) -> TaskView {
         TaskView {
             task_id: self.task.task_id.clone(),

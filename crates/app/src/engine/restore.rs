@@ -41,8 +41,7 @@ impl Inner {
                 task.context.clear();
                 task.configuration.clear();
             }
-            let slot = self.records.len();
-            self.records.push(TaskRecord {
+            let slot = self.place(TaskRecord {
                 task: Arc::new(task),
                 db_key,
                 phase: Phase::Queued,
@@ -86,6 +85,9 @@ impl Inner {
             }
         }
         feed.sort_unstable();
+        // Retention forgets oldest first, so the stored results are a contiguous tail of
+        // the feed: numbering resumes where it stood.
+        self.feed_base = feed.first().map_or(0, |&(seq, _)| seq.saturating_sub(1));
         self.feed = feed.into_iter().map(|(_, slot)| slot).collect();
         restored
     }

@@ -77,7 +77,7 @@ impl Shared {
                 let mut inner = self.lock();
                 for d in refused {
                     let rec = &inner.records[d.record];
-                    let same = rec.task.attempt == d.task.attempt
+                    let same = rec.task.task_id == d.task.task_id
                         && matches!(rec.phase, Phase::Assigned(a)
                             if a.exec == d.exec && a.via == Via::Stream(d.stream));
                     if same {
@@ -117,6 +117,7 @@ impl Shared {
             }
             let before = inner.writes;
             inner.sweep(self.clock.now(), &mut fx);
+            inner.expire(self.clock.epoch_millis());
             inner.barrier(before)
         };
         self.settle(fx);
@@ -543,7 +544,8 @@ impl Shared {
         let deadline = Instant::now() + wait;
         let mut inner = self.lock();
         loop {
-            if (inner.feed.len() as u64) > after || inner.shutting_down || max == 0 {
+            if inner.feed_base + inner.feed.len() as u64 > after || inner.shutting_down || max == 0
+            {
                 break;
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -555,17 +557,20 @@ impl Shared {
                 .wait_timeout(inner, remaining)
                 .map_or_else(|p| p.into_inner().0, |(g, _)| g);
         }
+        // A reader behind the retention window resumes at the oldest result still kept.
+        let base = inner.feed_base;
         let len = inner.feed.len();
-        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        let start = usize::try_from(after.saturating_sub(base)).unwrap_or(usize::MAX);
         if start >= len {
             return (Vec::new(), after);
         }
         let end = start.saturating_add(max).min(len);
-        let views = inner.feed[start..end]
-            .iter()
+        let views = inner
+            .feed
+            .range(start..end)
             .map(|&k| inner.records[k].view())
             .collect();
-        (views, end as u64)
+        (views, base + end as u64)
     }
 
     pub(super) fn task(&self, task_id: &str) -> Result<TaskView, EngineError> {

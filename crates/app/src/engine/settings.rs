@@ -27,6 +27,13 @@ pub struct EngineSettings {
     /// Long polls allowed to wait at once; past that `poll` answers `Overloaded` so a flood of
     /// REST pollers cannot pin every server thread.
     pub max_long_polls: usize,
+    /// How long a finished task stays queryable (by id and in the completion feed) after
+    /// its result; then it is forgotten, in memory and in the store. Bounds the engine's
+    /// memory and disk to the tasks of this window.
+    pub retention: Duration,
+    /// At most this many finished tasks are kept (at least 1); past it the oldest results
+    /// are forgotten first, whatever their age.
+    pub max_retained: usize,
 }
 
 impl Default for EngineSettings {
@@ -38,6 +45,8 @@ impl Default for EngineSettings {
             retry: RetryPolicy::default(),
             data_dir: None,
             max_long_polls: 256,
+            retention: Duration::from_secs(3600),
+            max_retained: 100_000,
         }
     }
 }

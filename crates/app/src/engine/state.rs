@@ -61,8 +61,18 @@ pub(super) struct Inner {
     pub executor_index: HashMap<String, usize>,
     pub liveness: LivenessTracker<usize>,
     pub intake: ResultIntake,
-    /// Record slots in completion order; sequence number = position + 1.
-    pub feed: Vec<usize>,
+    /// Record slots of the retained finished tasks in completion order; sequence number =
+    /// `feed_base` + position + 1.
+    pub feed: VecDeque<usize>,
+    /// Finished tasks forgotten so far (retention): the sequence number before the feed's
+    /// first entry.
+    pub feed_base: u64,
+    /// Record slots freed by retention, reused by new tasks.
+    pub free: Vec<usize>,
+    /// What a freed slot holds meanwhile.
+    pub placeholder: Arc<Task>,
+    pub retention: Duration,
+    pub max_retained: usize,
     pub queued: u64,
     pub delayed_count: u64,
     pub in_flight: u64,
@@ -97,7 +107,12 @@ impl Inner {
             executor_index: HashMap::new(),
             liveness: LivenessTracker::new(heartbeat_timeout),
             intake: ResultIntake::new(),
-            feed: Vec::new(),
+            feed: VecDeque::new(),
+            feed_base: 0,
+            free: Vec::new(),
+            placeholder: Arc::new(Task::new("", "", "", 1)),
+            retention: Duration::from_secs(3600),
+            max_retained: 100_000,
             queued: 0,
             delayed_count: 0,
             in_flight: 0,
@@ -191,6 +206,7 @@ impl Inner {
             executors_alive: self.executors.iter().flatten().filter(|e| e.alive).count() as u64,
             pending: self.queued + self.delayed_count,
             in_flight: self.in_flight,
+            retained: self.feed.len() as u64,
         }
     }
 
@@ -206,7 +222,6 @@ impl Inner {
         submitted_at_ms: u64,
         encoded: Option<Vec<u8>>,
     ) -> usize {
-        let slot = self.records.len();
         self.intake.dispatched(
             &task.run_id,
             &task.node_id,
@@ -215,7 +230,7 @@ impl Inner {
         );
         let db_key = self.next_db_key;
         self.next_db_key += 1;
-        self.records.push(TaskRecord {
+        let slot = self.place(TaskRecord {
             task,
             db_key,
             phase: Phase::Queued,
@@ -233,6 +248,17 @@ impl Inner {
         self.enqueue(slot, false);
         self.metrics.submitted.inc();
         slot
+    }
+
+    /// Stores a new record in a freed slot, else a new one; returns the slot.
+    pub(super) fn place(&mut self, record: TaskRecord) -> usize {
+        if let Some(slot) = self.free.pop() {
+            self.records[slot] = record;
+            slot
+        } else {
+            self.records.push(record);
+            self.records.len() - 1
+        }
     }
 
     /// Puts a record (already in phase `Queued`) into its node type's queue.
@@ -370,14 +396,14 @@ impl Inner {
         let task = Arc::make_mut(&mut rec.task);
         task.context = JsonObject::new();
         task.configuration = JsonObject::new();
-        self.feed.push(slot);
+        self.feed.push_back(slot);
         fx.finished = true;
         if self.store.is_some() {
             let rec = &self.records[slot];
             let op = WriteOp::Outcome {
                 key: rec.db_key,
                 outcome: StoredOutcome {
-                    seq: self.feed.len() as u64,
+                    seq: self.feed_base + self.feed.len() as u64,
                     status: state,
                     attempt: rec.task.attempt,
                     execution_token: rec.task.execution_token.clone(),
@@ -389,6 +415,7 @@ impl Inner {
             };
             self.write(op);
         }
+        self.forget_over_limit();
     }
 
     /// Queues a task for a retry after `delay` (at once when zero).

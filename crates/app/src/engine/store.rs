@@ -72,6 +72,10 @@ pub(super) enum WriteOp {
         key: u64,
         outcome: StoredOutcome,
     },
+    /// Forgets a task and its result (retention).
+    Forget {
+        key: u64,
+    },
     Barrier(Sender<Result<(), String>>),
 }
 
@@ -191,6 +195,10 @@ fn commit(db: &Database, group: &[WriteOp], buf: &mut Vec<u8>) -> Result<(), Str
                     outcomes
                         .insert(*key, buf.as_slice())
                         .map_err(|e| e.to_string())?;
+                }
+                WriteOp::Forget { key } => {
+                    tasks.remove(*key).map_err(|e| e.to_string())?;
+                    outcomes.remove(*key).map_err(|e| e.to_string())?;
                 }
                 WriteOp::Barrier(_) => {}
             }

@@ -79,6 +79,8 @@ impl EngineOptions {
                 retry: cfg.retry_policy(),
                 data_dir: (!cfg.ephemeral).then(|| cfg.data_dir.clone()),
                 max_long_polls: cfg.max_long_polls,
+                retention: cfg.results_retention,
+                max_retained: cfg.results_max_retained,
             },
             bind: SocketAddr::new(host, cfg.port),
             grpc_bind: cfg.grpc_port.map(|p| SocketAddr::new(host, p)),
