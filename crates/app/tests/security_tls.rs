@@ -174,6 +174,12 @@ fn mutual_tls_admits_only_clients_of_the_configured_ca() {
     for msg in [&none, &rogue] {
         assert!(msg.contains("unavailable"), "{msg}");
     }
+    // The closed connection is explained, naming the likely cause of each case.
+    assert!(none.contains("none is configured"), "{none}");
+    assert!(
+        rogue.contains("not signed by the CA the engine trusts"),
+        "{rogue}"
+    );
     // A client that does not trust the engine's CA refuses the engine.
     let distrust = refused(&executor_cfg(
         &e,

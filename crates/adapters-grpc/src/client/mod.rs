@@ -306,6 +306,36 @@ impl GrpcTransport {
             .unwrap_or_else(|_| Err(TransportError::Unavailable("gRPC runtime stopped".into())))
     }
 
+    /// TLS 1.3 servers check the client certificate after the client finished its
+    /// handshake, so a refused certificate reaches us only as a broken connection on the
+    /// first call (closed, broken pipe, not ready, or an alert, depending on timing); a
+    /// server certificate we distrust is named by the handshake itself and left alone. Say what that most likely means instead of leaving the user to guess.
+    fn explain_tls_refusal(&self, err: TransportError) -> TransportError {
+        match err {
+            TransportError::Unavailable(msg)
+                if self.settings.tls.is_some()
+                    && msg.contains("transport error")
+                    && !msg.contains("tcp connect")
+                    && !msg.contains("certificate") =>
+            {
+                let whose = if self
+                    .settings
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.identity.is_some())
+                {
+                    "this executor's client certificate (grpc.certificate-path) is not signed by the CA the engine trusts"
+                } else {
+                    "the engine requires a client certificate (mutual TLS) and none is configured (grpc.certificate-path, grpc.private-key-path)"
+                };
+                TransportError::Unavailable(format!(
+                    "{msg}; over TLS this usually means the engine refused the connection: {whose}"
+                ))
+            }
+            other => other,
+        }
+    }
+
     /// A call on `conn`; a connection-level failure marks it lost so `connect` re-dials.
     fn call<T, F>(&self, conn: &Connection, fut: F) -> Result<T, TransportError>
     where
@@ -626,7 +656,8 @@ impl EngineTransport for GrpcTransport {
                     .map_err(|s| status_to_transport(&s))?;
             }
             Ok(())
-        })?;
+        })
+        .map_err(|e| self.explain_tls_refusal(e))?;
         match self.settings.delivery {
             Delivery::ExecuteStream => {
                 for r in &regs {
