@@ -101,6 +101,15 @@ pub fn follow(
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(500));
         let (items, next) = feed.next_page(cursor, wait)?;
+        let skipped = next
+            .saturating_sub(cursor)
+            .saturating_sub(items.len() as u64);
+        if skipped > 0 {
+            log::warn!(
+                target: "gamelan.executor.runtime",
+                "the engine forgot {skipped} result(s) before they were read (gamelan.engine.results.retention / max-retained); tasks among them count as missing"
+            );
+        }
         cursor = next;
         for v in items {
             if !pending.remove(&(v.run_id.clone(), v.node_id.clone())) {
