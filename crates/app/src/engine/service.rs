@@ -562,7 +562,7 @@ impl Shared {
         let len = inner.feed.len();
         let start = usize::try_from(after.saturating_sub(base)).unwrap_or(usize::MAX);
         if start >= len {
-            return (Vec::new(), after);
+            return (Vec::new(), after.max(base + len as u64));
         }
         let end = start.saturating_add(max).min(len);
         let views = inner

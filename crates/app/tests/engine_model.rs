@@ -1,0 +1,237 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The engine under random sequences of submissions, results, releases and time passing,
+//! with a small retention bound so record slots are forgotten and reused all the time.
+//! After every step the engine must agree with a plain model of what was submitted and
+//! finished: no task reaches an executor of another type, none is in two hands at once,
+//! every kept task answers with its true state, and the completion feed numbers every
+//! finish exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gamelan::engine::testing::{ManualClock, RecordingSink};
+use gamelan::engine::{Engine, EngineSettings};
+use gamelan_domain::{Acceptance, ExecutorMetadata, JsonObject, RetryPolicy, Task, TaskResult};
+use gamelan_ports::{EngineError, EngineService, Registration, SubmitRequest, TaskState};
+use proptest::prelude::*;
+
+const TYPES: [&str; 2] = ["x", "y"];
+const MAX_RETAINED: usize = 4;
+const RETENTION: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+enum Op {
+    Submit(usize),
+    /// Report the result of the `n`-th task an executor holds (modulo how many it holds).
+    Complete(usize, usize),
+    /// The executor hands a held task back.
+    Release(usize, usize),
+    Wait(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..2usize).prop_map(Op::Submit),
+        4 => (0..2usize, 0..8usize).prop_map(|(e, n)| Op::Complete(e, n)),
+        1 => (0..2usize, 0..8usize).prop_map(|(e, n)| Op::Release(e, n)),
+        1 => (1..40u64).prop_map(Op::Wait),
+    ]
+}
+
+/// What the model knows of one submitted task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Open,
+    /// Finished at this feed sequence number, at this clock offset (seconds).
+    Done {
+        seq: u64,
+        at: u64,
+    },
+}
+
+struct World {
+    engine: Arc<Engine>,
+    clock: Arc<ManualClock>,
+    sinks: Vec<Arc<RecordingSink>>,
+    /// Tasks each executor holds (delivered, no result yet).
+    held: Vec<Vec<Task>>,
+    known: HashMap<String, (usize, Known)>,
+    finished: u64,
+    now: u64,
+}
+
+impl World {
+    fn new() -> Self {
+        let clock = Arc::new(ManualClock::new());
+        let settings = EngineSettings {
+            heartbeat_timeout: Duration::from_secs(3600),
+            ack_timeout: Duration::from_secs(3600),
+            sweep_interval: Duration::from_secs(3600),
+            retry: RetryPolicy::default(),
+            data_dir: None,
+            max_long_polls: 16,
+            retention: RETENTION,
+            max_retained: MAX_RETAINED,
+        };
+        let engine = Engine::open(settings, clock.clone()).unwrap();
+        let mut sinks = Vec::new();
+        for ty in TYPES {
+            let id = format!("exec-{ty}");
+            engine
+                .register(Registration {
+                    executor_id: id.clone(),
+                    metadata: ExecutorMetadata::new(ty).max_concurrent_tasks(3),
+                    endpoint: String::new(),
+                    attributes: BTreeMap::new(),
+                })
+                .unwrap();
+            let sink = RecordingSink::new();
+            engine.attach(&id, 3, sink.clone()).unwrap();
+            sinks.push(sink);
+        }
+        Self {
+            engine,
+            clock,
+            sinks,
+            held: vec![Vec::new(), Vec::new()],
+            known: HashMap::new(),
+            finished: 0,
+            now: 0,
+        }
+    }
+
+    fn collect_deliveries(&mut self) {
+        for (e, sink) in self.sinks.iter().enumerate() {
+            for task in sink.take() {
+                assert_eq!(
+                    task.node_type, TYPES[e],
+                    "{} reached exec-{}",
+                    task.task_id, TYPES[e]
+                );
+                let key = format!("{}:{}", task.run_id, task.node_id);
+                let (ty, state) = self.known[&key];
+                assert_eq!(
+                    (ty, state),
+                    (e, Known::Open),
+                    "{} delivered again",
+                    task.task_id
+                );
+                let twice = self
+                    .held
+                    .iter()
+                    .flatten()
+                    .any(|h| h.run_id == task.run_id && h.node_id == task.node_id);
+                assert!(!twice, "{} is in two hands", task.task_id);
+                self.held[e].push(task);
+            }
+        }
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Submit(ty) => {
+                let view = self
+                    .engine
+                    .submit(SubmitRequest {
+                        executor_type: Some(TYPES[ty].into()),
+                        input: JsonObject::new(),
+                        ..SubmitRequest::default()
+                    })
+                    .unwrap();
+                let key = format!("{}:{}", view.run_id, view.node_id);
+                assert!(self.known.insert(key, (ty, Known::Open)).is_none());
+            }
+            Op::Complete(e, n) if !self.held[e].is_empty() => {
+                let i = n % self.held[e].len();
+                let task = self.held[e].remove(i);
+                let answers =
+                    self.engine
+                        .report(vec![TaskResult::completed(&task, JsonObject::new(), 1)]);
+                assert_eq!(answers, vec![Ok(Acceptance::Accept)], "{}", task.task_id);
+                self.finished += 1;
+                let key = format!("{}:{}", task.run_id, task.node_id);
+                let done = Known::Done {
+                    seq: self.finished,
+                    at: self.now,
+                };
+                self.known.get_mut(&key).unwrap().1 = done;
+            }
+            Op::Release(e, n) if !self.held[e].is_empty() => {
+                let i = n % self.held[e].len();
+                let task = self.held[e].remove(i);
+                self.engine
+                    .release(&format!("exec-{}", TYPES[e]), &[task.task_id])
+                    .unwrap();
+            }
+            Op::Complete(..) | Op::Release(..) => {}
+            Op::Wait(secs) => {
+                self.clock.advance(Duration::from_secs(secs));
+                self.now += secs;
+                for ty in TYPES {
+                    let hb = gamelan_ports::Heartbeat {
+                        executor_id: format!("exec-{ty}"),
+                        ..gamelan_ports::Heartbeat::default()
+                    };
+                    self.engine.heartbeat(&hb).unwrap();
+                }
+                self.engine.sweep();
+            }
+        }
+        self.collect_deliveries();
+    }
+
+    /// Whether the model expects the engine to still keep a task finished at `seq`, `at`.
+    fn kept(&self, seq: u64, at: u64, swept_at: u64) -> bool {
+        let by_count = seq + MAX_RETAINED as u64 > self.finished;
+        by_count && at + RETENTION.as_secs() > swept_at
+    }
+
+    fn check(&self, swept_at: u64) {
+        let (feed, cursor) = self.engine.completions(0, 1000, Duration::ZERO);
+        assert_eq!(cursor, self.finished, "every finish numbered once");
+        assert!(feed.len() <= MAX_RETAINED);
+        for (key, &(ty, state)) in &self.known {
+            let got = self.engine.task(key);
+            match state {
+                Known::Open => {
+                    let view = got.unwrap_or_else(|e| panic!("open task {key} lost: {e}"));
+                    assert!(matches!(
+                        view.status,
+                        TaskState::Pending | TaskState::Running
+                    ));
+                    assert_eq!(view.node_type, TYPES[ty]);
+                }
+                Known::Done { seq, at } if self.kept(seq, at, swept_at) => {
+                    let view = got.unwrap_or_else(|e| panic!("kept task {key} lost: {e}"));
+                    assert_eq!(view.status, TaskState::Completed, "{key}");
+                }
+                Known::Done { .. } => {
+                    assert!(
+                        matches!(got, Err(EngineError::UnknownTask(_))),
+                        "{key} outlived retention: {got:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn engine_agrees_with_the_model_while_slots_are_reused(ops in prop::collection::vec(op(), 1..120)) {
+        let mut world = World::new();
+        // The age limit applies at sweeps; between them only the count limit does.
+        let mut swept_at = 0;
+        for op in &ops {
+            world.apply(op);
+            if matches!(op, Op::Wait(_)) {
+                swept_at = world.now;
+            }
+            world.check(swept_at);
+        }
+        world.engine.shutdown();
+    }
+}
