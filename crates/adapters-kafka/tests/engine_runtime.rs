@@ -85,9 +85,12 @@ fn the_reference_engine_and_the_runtime_exchange_tasks_over_kafka() {
             }
         })
         .collect();
-    let mut expected: HashMap<String, usize> = HashMap::new();
+    // Keyed by run and node: a task taken back and dispatched again (at-least-once, e.g.
+    // across a consumer-group rebalance) finishes under a later attempt's task id.
+    let mut expected: HashMap<(String, String), usize> = HashMap::new();
     for (i, view) in engine.submit_batch(requests).into_iter().enumerate() {
-        expected.insert(view.expect("submitted").task_id, i);
+        let view = view.expect("submitted");
+        expected.insert((view.run_id, view.node_id), i);
     }
 
     // Follow the engine's completion feed until every task finished.
@@ -103,11 +106,14 @@ fn the_reference_engine_and_the_runtime_exchange_tasks_over_kafka() {
         let (views, next) = engine.completions(cursor, 1000, Duration::from_millis(100));
         cursor = next;
         for v in views {
-            done.insert(v.task_id.clone(), v);
+            let first = done.insert((v.run_id.clone(), v.node_id.clone()), v);
+            assert!(first.is_none(), "a task finished twice: {first:?}");
         }
     }
-    for (id, i) in &expected {
-        let v = &done[id];
+    for (key, i) in &expected {
+        let v = done
+            .get(key)
+            .unwrap_or_else(|| panic!("{key:?} never finished"));
         assert_eq!(v.status, TaskState::Completed, "{v:?}");
         assert_eq!(v.output.as_ref().unwrap()["i"], *i, "{v:?}");
     }
