@@ -124,6 +124,13 @@ fn wrong_types_are_refused_naming_the_field() {
     f.refused(&a, 400, "invalid_field", "sequence");
     let a = f.get("/api/v1/executors/exec-1/tasks?max=lots");
     f.refused(&a, 400, "invalid_query", "max");
+    let a = f.get("/api/v1/executors/tasks?max=1");
+    f.refused(&a, 400, "invalid_query", "executorIds");
+    let a = f.get("/api/v1/executors/tasks?executorIds=exec-1,,exec-2");
+    f.refused(&a, 400, "invalid_query", "comma-separated");
+    let many = vec!["exec-1"; 257].join(",");
+    let a = f.get(&format!("/api/v1/executors/tasks?executorIds={many}"));
+    f.refused(&a, 400, "invalid_query", "257 executors");
     let a = f.get("/api/v1/tasks/completions?waitMs=-1");
     f.refused(&a, 400, "invalid_query", "waitMs");
     // Nothing was submitted by the refused batch.
@@ -190,6 +197,8 @@ fn unknown_executors_tasks_and_paths_are_404() {
     let a = f.post("/api/v1/executors/nobody/heartbeat", b"");
     f.refused(&a, 404, "unknown_executor", "nobody");
     let a = f.get("/api/v1/executors/nobody/tasks?max=1");
+    f.refused(&a, 404, "unknown_executor", "nobody");
+    let a = f.get("/api/v1/executors/tasks?executorIds=exec-1,nobody&max=1");
     f.refused(&a, 404, "unknown_executor", "nobody");
     let a = f.get("/api/v1/executors/nobody");
     f.refused(&a, 404, "unknown_executor", "nobody");

@@ -183,7 +183,12 @@ fn url_for(server: &Server, method: &str, path: &str, task_id: &str) -> String {
     } else {
         "exec-1"
     };
-    server.api(&path.replace("{id}", id).replace("{taskId}", task_id))
+    let mut url = server.api(&path.replace("{id}", id).replace("{taskId}", task_id));
+    if path == "/api/v1/executors/tasks" {
+        // Its one required parameter.
+        url.push_str("?executorIds=exec-1,exec-2");
+    }
+    url
 }
 
 fn example_body(op: &Value) -> Option<Vec<u8>> {
@@ -243,6 +248,7 @@ fn every_operation_answers_as_documented() {
 fn answers_with_content_validate_against_their_schemas() {
     let spec = Spec::load();
     let (engine, task_id) = populated_engine();
+    let engine_handle = engine.clone();
     let server = Server::start(engine, settings());
     let agent = agent();
     let op = |path: &str, method: &str| spec.doc["paths"][path][method].clone();
@@ -262,6 +268,22 @@ fn answers_with_content_validate_against_their_schemas() {
         polled.body
     );
     spec.check("poll", &op("/api/v1/executors/{id}/tasks", "get"), &polled);
+    engine_handle.enqueue(Task::new("for-many", "n", "echo", 1));
+    let polled = send(
+        &agent,
+        "GET",
+        &server.api("/api/v1/executors/tasks?executorIds=exec-2,exec-1&max=5"),
+        None,
+        None,
+    );
+    assert_eq!(polled.json()[0]["executorId"], "exec-2", "{}", polled.body);
+    assert_eq!(
+        polled.json()[0]["task"]["runId"],
+        "for-many",
+        "{}",
+        polled.body
+    );
+    spec.check("poll many", &op("/api/v1/executors/tasks", "get"), &polled);
     let feed = send(
         &agent,
         "GET",

@@ -253,6 +253,77 @@ fn polls_spread_over_executors_and_results_go_back_under_the_receiving_id() {
     assert_eq!(engine.lookups()[before..], ["rt-a"]);
 }
 
+/// A runtime hosting several executor types waits on all of them with one request: a task
+/// for any of them ends the wait, whichever executor the rotation puts first.
+#[test]
+fn one_long_poll_waits_for_every_executor_of_the_runtime() {
+    let engine = FakeEngine::new();
+    let server = Server::start(engine.clone(), HttpServerSettings::default());
+    let mut settings = RestClientSettings::new(&server.url);
+    settings.request_timeout = Duration::from_secs(10);
+    // Longer than the test's deadline below: a poll waiting on the wrong executor fails
+    // the test instead of returning empty and being retried.
+    settings.long_poll_wait = Duration::from_secs(60);
+    let t = Arc::new(RestTransport::new(settings).unwrap());
+    t.register(&[
+        registration("rt-a", "alpha"),
+        registration("rt-b", "beta"),
+        registration("rt-c", "gamma"),
+    ])
+    .unwrap();
+    let rounds = [
+        ("gamma", "rt-c"),
+        ("alpha", "rt-a"),
+        ("beta", "rt-b"),
+        ("gamma", "rt-c"),
+    ];
+    for (round, (node_type, owner)) in rounds.into_iter().enumerate() {
+        let polls = engine.polls.load(Ordering::SeqCst);
+        let waiting = engine.waiting.load(Ordering::SeqCst);
+        let waiter = {
+            let t = t.clone();
+            std::thread::spawn(move || t.receive(10, Duration::from_secs(60)))
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || engine
+                .waiting
+                .load(Ordering::SeqCst)
+                > waiting),
+            "round {round}: the long poll never reached the engine"
+        );
+        let run = format!("late-{round}");
+        engine.enqueue(Task::new(&run, "n", node_type, 1));
+        let got = tasks(waiter.join().unwrap().unwrap());
+        assert_eq!(got.len(), 1, "round {round}: {got:?}");
+        assert_eq!(got[0].run_id, run);
+        assert_eq!(
+            engine.polls.load(Ordering::SeqCst) - polls,
+            1,
+            "round {round}: one request covers every executor"
+        );
+        let before = engine.lookups().len();
+        let outcome = t
+            .report(&[TaskResult::completed(&got[0], output(1), 1)])
+            .unwrap();
+        assert_eq!(outcome, [ReportOutcome::Accepted(Acceptance::Accept)]);
+        assert_eq!(engine.lookups()[before..], [owner], "round {round}");
+    }
+}
+
+#[test]
+fn a_poll_over_several_executors_registers_them_again_after_an_engine_restart() {
+    let engine = FakeEngine::new();
+    let server = Server::start(engine.clone(), HttpServerSettings::default());
+    let t = transport(&server);
+    t.register(&[registration("rt-a", "alpha"), registration("rt-b", "beta")])
+        .unwrap();
+    engine.forget_executors();
+    engine.enqueue(Task::new("after-restart", "n", "beta", 1));
+    let got = tasks(t.receive(5, Duration::from_secs(5)).unwrap());
+    assert_eq!(got.len(), 1);
+    assert_eq!(engine.executor_ids(), ["rt-a", "rt-b"]);
+}
+
 #[test]
 fn stale_attempts_are_reported_as_stale() {
     let engine = FakeEngine::new();

@@ -700,6 +700,101 @@ fn long_poll_returns_at_once_when_queued_and_waits_otherwise() {
 }
 
 #[test]
+fn one_long_poll_covers_several_executors_and_hands_out_at_most_max() {
+    let (engine, _clock) = open(EngineSettings {
+        max_long_polls: 1,
+        ..settings()
+    });
+    let typed = |id: &str, executor_type: &str| Registration {
+        metadata: ExecutorMetadata::new(executor_type).max_concurrent_tasks(4),
+        ..registration(id, 4)
+    };
+    engine.register(typed("a", "alpha")).unwrap();
+    engine.register(typed("b", "beta")).unwrap();
+    let of_type = |executor_type: &str, n: usize| -> Vec<String> {
+        let requests = (0..n)
+            .map(|_| SubmitRequest {
+                executor_type: Some(executor_type.into()),
+                ..SubmitRequest::default()
+            })
+            .collect();
+        engine
+            .submit_batch(requests)
+            .into_iter()
+            .map(|r| r.expect("accepted").task_id)
+            .collect()
+    };
+    let ids = |names: &[&str]| -> Vec<String> { names.iter().map(|&n| n.to_owned()).collect() };
+
+    // Waiting on both, woken by a task for the second.
+    let waiter = {
+        let engine = engine.clone();
+        std::thread::spawn(move || engine.poll_many(&ids(&["a", "b"]), 3, Duration::from_secs(30)))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || matches!(
+            engine.poll("a", 1, Duration::ZERO),
+            Err(EngineError::Overloaded { .. })
+        )),
+        "the poll never started waiting"
+    );
+    let beta = of_type("beta", 1).remove(0);
+    let woke = waiter.join().unwrap().unwrap();
+    assert_eq!(woke.len(), 1);
+    assert_eq!(
+        (woke[0].executor_id.as_str(), woke[0].task.task_id.as_str()),
+        ("b", beta.as_str())
+    );
+
+    // Six queued, four asked for: two of each, round-robin; the rest goes back to the
+    // queue with its attempt (it never left the engine) and the next poll gets it.
+    let queued_a = of_type("alpha", 3);
+    let queued_b = of_type("beta", 3);
+    let got = engine
+        .poll_many(&ids(&["a", "b"]), 4, Duration::ZERO)
+        .unwrap();
+    let owners: Vec<&str> = got.iter().map(|p| p.executor_id.as_str()).collect();
+    assert_eq!(owners, ["a", "b", "a", "b"]);
+    let stats = engine.statistics();
+    assert_eq!(
+        (stats.tasks_pending, stats.tasks_in_flight),
+        (2, 5),
+        "the woken task is in flight too"
+    );
+    assert_eq!(
+        stats.tasks_redispatched, 0,
+        "a task taken back from a mailbox keeps its attempt"
+    );
+    assert_eq!(engine.executor("a").unwrap().in_flight, 2);
+    assert_eq!(engine.executor("b").unwrap().in_flight, 3);
+    let rest = engine
+        .poll_many(&ids(&["b", "a"]), 10, Duration::ZERO)
+        .unwrap();
+    let mut seen: Vec<String> = got
+        .iter()
+        .chain(&rest)
+        .map(|p| p.task.task_id.clone())
+        .collect();
+    seen.sort();
+    let mut expected: Vec<String> = queued_a.into_iter().chain(queued_b).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every task once, first attempts only");
+    for p in got.iter().chain(&rest) {
+        let task_type = if p.executor_id == "a" {
+            "alpha"
+        } else {
+            "beta"
+        };
+        assert_eq!(p.task.node_type, task_type, "{p:?}");
+    }
+
+    assert!(matches!(
+        engine.poll_many(&ids(&["a", "nobody"]), 1, Duration::ZERO),
+        Err(EngineError::UnknownExecutor(id)) if id == "nobody"
+    ));
+}
+
+#[test]
 fn completions_feed_follows_completion_order_and_wakes_waiters() {
     let (engine, _clock) = open(settings());
     engine.register(registration("a", 10)).unwrap();

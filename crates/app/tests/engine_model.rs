@@ -1,6 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The engine under random sequences of submissions, results, releases and time passing,
 //! with a small retention bound so record slots are forgotten and reused all the time.
+//! Each type has a streaming executor and a polled one; the polled pair is served by one
+//! long poll covering both (as a REST runtime does), asking for fewer tasks than are
+//! assigned at times, so tasks are also taken back from poll mailboxes.
 //! After every step the engine must agree with a plain model of what was submitted and
 //! finished: no task reaches an executor of another type, none is in two hands at once,
 //! every kept task answers with its true state, and the completion feed numbers every
@@ -17,6 +20,13 @@ use gamelan_ports::{EngineError, EngineService, Registration, SubmitRequest, Tas
 use proptest::prelude::*;
 
 const TYPES: [&str; 2] = ["x", "y"];
+/// Executors 0 and 1 stream (types x, y), 2 and 3 are polled (types x, y).
+const EXECUTORS: usize = 4;
+
+fn executor_id(e: usize) -> String {
+    let how = if e < TYPES.len() { "stream" } else { "poll" };
+    format!("exec-{how}-{}", TYPES[e % TYPES.len()])
+}
 const MAX_RETAINED: usize = 4;
 const RETENTION: Duration = Duration::from_secs(60);
 
@@ -27,14 +37,18 @@ enum Op {
     Complete(usize, usize),
     /// The executor hands a held task back.
     Release(usize, usize),
+    /// One poll over both polled executors for at most `max` tasks, the first one first
+    /// when the flag is set.
+    Poll(usize, bool),
     Wait(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..2usize).prop_map(Op::Submit),
-        4 => (0..2usize, 0..8usize).prop_map(|(e, n)| Op::Complete(e, n)),
-        1 => (0..2usize, 0..8usize).prop_map(|(e, n)| Op::Release(e, n)),
+        5 => (0..EXECUTORS, 0..8usize).prop_map(|(e, n)| Op::Complete(e, n)),
+        1 => (0..EXECUTORS, 0..8usize).prop_map(|(e, n)| Op::Release(e, n)),
+        2 => (0..4usize, any::<bool>()).prop_map(|(max, first)| Op::Poll(max, first)),
         1 => (1..40u64).prop_map(Op::Wait),
     ]
 }
@@ -76,25 +90,27 @@ impl World {
         };
         let engine = Engine::open(settings, clock.clone()).unwrap();
         let mut sinks = Vec::new();
-        for ty in TYPES {
-            let id = format!("exec-{ty}");
+        for e in 0..EXECUTORS {
+            let id = executor_id(e);
             engine
                 .register(Registration {
                     executor_id: id.clone(),
-                    metadata: ExecutorMetadata::new(ty).max_concurrent_tasks(3),
+                    metadata: ExecutorMetadata::new(TYPES[e % TYPES.len()]).max_concurrent_tasks(3),
                     endpoint: String::new(),
                     attributes: BTreeMap::new(),
                 })
                 .unwrap();
-            let sink = RecordingSink::new();
-            engine.attach(&id, 3, sink.clone()).unwrap();
-            sinks.push(sink);
+            if e < TYPES.len() {
+                let sink = RecordingSink::new();
+                engine.attach(&id, 3, sink.clone()).unwrap();
+                sinks.push(sink);
+            }
         }
         Self {
             engine,
             clock,
             sinks,
-            held: vec![Vec::new(), Vec::new()],
+            held: vec![Vec::new(); EXECUTORS],
             known: HashMap::new(),
             finished: 0,
             now: 0,
@@ -102,30 +118,42 @@ impl World {
     }
 
     fn collect_deliveries(&mut self) {
-        for (e, sink) in self.sinks.iter().enumerate() {
-            for task in sink.take() {
-                assert_eq!(
-                    task.node_type, TYPES[e],
-                    "{} reached exec-{}",
-                    task.task_id, TYPES[e]
-                );
-                let key = format!("{}:{}", task.run_id, task.node_id);
-                let (ty, state) = self.known[&key];
-                assert_eq!(
-                    (ty, state),
-                    (e, Known::Open),
-                    "{} delivered again",
-                    task.task_id
-                );
-                let twice = self
-                    .held
-                    .iter()
-                    .flatten()
-                    .any(|h| h.run_id == task.run_id && h.node_id == task.node_id);
-                assert!(!twice, "{} is in two hands", task.task_id);
-                self.held[e].push(task);
-            }
+        let delivered: Vec<(usize, Task)> = self
+            .sinks
+            .iter()
+            .enumerate()
+            .flat_map(|(e, sink)| sink.take().into_iter().map(move |t| (e, t)))
+            .collect();
+        for (e, task) in delivered {
+            self.hand(e, task);
         }
+    }
+
+    /// A task reached executor `e`: of its type, open, and in no other hands.
+    fn hand(&mut self, e: usize, task: Task) {
+        let ty = e % TYPES.len();
+        assert_eq!(
+            task.node_type,
+            TYPES[ty],
+            "{} reached {}",
+            task.task_id,
+            executor_id(e)
+        );
+        let key = format!("{}:{}", task.run_id, task.node_id);
+        let (known_ty, state) = self.known[&key];
+        assert_eq!(
+            (known_ty, state),
+            (ty, Known::Open),
+            "{} delivered again",
+            task.task_id
+        );
+        let twice = self
+            .held
+            .iter()
+            .flatten()
+            .any(|h| h.run_id == task.run_id && h.node_id == task.node_id);
+        assert!(!twice, "{} is in two hands", task.task_id);
+        self.held[e].push(task);
     }
 
     fn apply(&mut self, op: &Op) {
@@ -161,16 +189,33 @@ impl World {
                 let i = n % self.held[e].len();
                 let task = self.held[e].remove(i);
                 self.engine
-                    .release(&format!("exec-{}", TYPES[e]), &[task.task_id])
+                    .release(&executor_id(e), &[task.task_id])
                     .unwrap();
+            }
+            Op::Poll(max, first) => {
+                let mut ids = vec![executor_id(2), executor_id(3)];
+                if !first {
+                    ids.reverse();
+                }
+                let polled = self.engine.poll_many(&ids, max, Duration::ZERO).unwrap();
+                assert!(polled.len() <= max, "{} handed for {max}", polled.len());
+                for p in polled {
+                    let e = if p.executor_id == executor_id(2) {
+                        2
+                    } else {
+                        3
+                    };
+                    assert_eq!(p.executor_id, executor_id(e));
+                    self.hand(e, p.task);
+                }
             }
             Op::Complete(..) | Op::Release(..) => {}
             Op::Wait(secs) => {
                 self.clock.advance(Duration::from_secs(secs));
                 self.now += secs;
-                for ty in TYPES {
+                for e in 0..EXECUTORS {
                     let hb = gamelan_ports::Heartbeat {
-                        executor_id: format!("exec-{ty}"),
+                        executor_id: executor_id(e),
                         ..gamelan_ports::Heartbeat::default()
                     };
                     self.engine.heartbeat(&hb).unwrap();

@@ -23,6 +23,24 @@ pub trait TaskSink: Send + Sync {
 
 pub type StreamId = u64;
 
+/// A task handed out by [`EngineService::poll_many`], with the executor it was assigned
+/// to (its result goes back under that id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolledTask {
+    pub executor_id: String,
+    pub task: Task,
+}
+
+impl PolledTask {
+    pub fn new(executor_id: impl Into<String>, task: Task) -> Self {
+        Self {
+            executor_id: executor_id.into(),
+            task,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Registered {
@@ -165,6 +183,37 @@ pub trait EngineService: Send + Sync {
     /// with an empty list.
     fn poll(&self, executor_id: &str, max: usize, wait: Duration)
     -> Result<Vec<Task>, EngineError>;
+
+    /// One long poll for several executors of one process (a runtime hosting several
+    /// executor types): returns as soon as any of them has tasks, at most `max` in all,
+    /// each paired with the executor it was assigned to. Without it such a process must
+    /// wait on one executor at a time while tasks for the others sit queued.
+    ///
+    /// The default looks at each without waiting and then waits on the first only; an
+    /// engine that can wait on all of them at once overrides it.
+    fn poll_many(
+        &self,
+        executor_ids: &[String],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<PolledTask>, EngineError> {
+        let mut polled = Vec::new();
+        for id in executor_ids {
+            let left = max.saturating_sub(polled.len());
+            if left == 0 {
+                break;
+            }
+            let tasks = self.poll(id, left, Duration::ZERO)?;
+            polled.extend(tasks.into_iter().map(|task| PolledTask::new(id, task)));
+        }
+        if polled.is_empty()
+            && let Some(first) = executor_ids.first()
+        {
+            let tasks = self.poll(first, max, wait)?;
+            polled.extend(tasks.into_iter().map(|task| PolledTask::new(first, task)));
+        }
+        Ok(polled)
+    }
 
     /// Tasks the executor hands back unstarted (shutdown): requeued at once.
     fn release(&self, executor_id: &str, task_ids: &[String]) -> Result<(), EngineError>;

@@ -15,7 +15,7 @@ pub mod transport;
 pub use auth::{AllowAll, AuthError, NoToken, TokenSource, TokenVerifier};
 pub use clock::{Clock, SystemClock};
 pub use engine::{
-    EngineError, EngineService, EngineStatistics, ExecutorView, Registered, StreamId,
+    EngineError, EngineService, EngineStatistics, ExecutorView, PolledTask, Registered, StreamId,
     SubmitRequest, TaskSink, TaskState, TaskView,
 };
 pub use executor::{CancellationToken, ExecutionContext, WorkflowExecutor};

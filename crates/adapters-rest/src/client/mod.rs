@@ -1,8 +1,9 @@
 //! Executor side: [`RestTransport`], the [`EngineTransport`] over the engine's REST API.
 //!
 //! Blocking HTTP/1.1 through one shared ureq agent (pooled keep-alive connections). Tasks
-//! arrive by long poll, spread round-robin over the registered executor ids; results go back
-//! in batches per executor id. When the engine no longer knows an executor (it restarted
+//! arrive by one long poll covering every registered executor id (a runtime hosting several
+//! executor types must not wait on one while tasks for another sit queued); results go
+//! back in batches per executor id. When the engine no longer knows an executor (it restarted
 //! without its table), the transport registers it again and retries once, so a restart costs
 //! no round trip through the runtime's reconnect path.
 
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use gamelan_ports::domain::{Task, TaskResult};
 use gamelan_ports::{
-    EngineTransport, Heartbeat, Inbound, NoToken, Registration, ReportOutcome, TokenSource,
-    TransportError,
+    EngineTransport, Heartbeat, Inbound, NoToken, PolledTask, Registration, ReportOutcome,
+    TokenSource, TransportError,
 };
 
 use self::http::{CallError, Payload, Verb, exchange};
@@ -280,21 +281,60 @@ impl RestTransport {
                 )
             })
             .map_err(CallError::into_transport)?;
-        let tasks: Vec<Task> = serde_json::from_slice(&body)
-            .map_err(|e| TransportError::Protocol(format!("undecodable task list: {e}")))?;
-        Ok(tasks
-            .into_iter()
-            .filter(|t| match t.validate() {
-                Ok(()) => true,
-                Err(e) => {
-                    log::error!(
-                        target: "gamelan.executor.error",
-                        "dropping invalid task '{}' from the engine: {e}", t.task_id
-                    );
-                    false
+        serde_json::from_slice(&body)
+            .map_err(|e| TransportError::Protocol(format!("undecodable task list: {e}")))
+    }
+
+    /// One long poll covering every id in `ids`. If the engine has forgotten one of them
+    /// (it restarted without its table), registers them all again and retries once: a
+    /// registration of a known executor only refreshes it.
+    fn poll_many(
+        &self,
+        ids: &[&str],
+        endpoints: &[Arc<Endpoint>],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<PolledTask>, TransportError> {
+        let mut url = url::Url::parse(&self.url(&["executors", "tasks"]))
+            .map_err(|e| TransportError::Protocol(format!("poll URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("executorIds", &ids.join(","))
+            .append_pair("max", &max.to_string())
+            .append_pair("waitMs", &wait.as_millis().to_string());
+        let call = || {
+            self.call(
+                Verb::Get,
+                url.as_str(),
+                Payload::None,
+                self.settings.request_timeout + wait,
+            )
+        };
+        let body = match call() {
+            Err(CallError::Http(f)) if f.is_unknown_executor() => {
+                log::info!(
+                    target: "gamelan.executor.runtime",
+                    "engine forgot an executor ({}); registering all again", f.message
+                );
+                for endpoint in endpoints {
+                    self.register_one(&endpoint.registration)?;
                 }
-            })
-            .collect())
+                call()
+            }
+            other => other,
+        }
+        .map_err(CallError::into_transport)?;
+        let polled: Vec<PolledTask> = serde_json::from_slice(&body)
+            .map_err(|e| TransportError::Protocol(format!("undecodable task list: {e}")))?;
+        if let Some(stray) = polled
+            .iter()
+            .find(|p| !ids.contains(&p.executor_id.as_str()))
+        {
+            return Err(TransportError::Protocol(format!(
+                "engine handed task '{}' for executor '{}', which this poll did not name",
+                stray.task.task_id, stray.executor_id
+            )));
+        }
+        Ok(polled)
     }
 
     /// Posts one executor's results; a batch the engine finds too large is split in halves.
@@ -438,45 +478,36 @@ impl EngineTransport for RestTransport {
             self.idle(wait)?;
             return Ok(Vec::new());
         }
-        let n = endpoints.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let long = self.settings.long_poll_wait.min(wait);
-        let mut tasks: Vec<Task> = Vec::new();
-        for k in 0..n {
-            let remaining = max - tasks.len();
-            if remaining == 0 {
-                break;
+        let polled = if let [endpoint] = endpoints.as_slice() {
+            let id = &endpoint.registration.executor_id;
+            let tasks = self.poll_one(endpoint, max, long)?;
+            tasks.into_iter().map(|t| PolledTask::new(id, t)).collect()
+        } else {
+            // One poll for all of them, starting at a rotating one so none goes first
+            // every time when there is more work than `max`.
+            let start = self.next.fetch_add(1, Ordering::Relaxed) % endpoints.len();
+            let ids: Vec<&str> = endpoints[start..]
+                .iter()
+                .chain(&endpoints[..start])
+                .map(|e| e.registration.executor_id.as_str())
+                .collect();
+            self.poll_many(&ids, &endpoints, max, long)?
+        };
+        let mut owners = lock(&self.owners);
+        let mut tasks = Vec::with_capacity(polled.len());
+        for p in polled {
+            if let Err(e) = p.task.validate() {
+                log::error!(
+                    target: "gamelan.executor.error",
+                    "dropping invalid task '{}' from the engine: {e}", p.task.task_id
+                );
+                continue;
             }
-            // Quick looks at the others first; only the last one of the round waits, and
-            // only when nothing turned up.
-            let wait = if k == n - 1 && tasks.is_empty() {
-                long
-            } else {
-                Duration::ZERO
-            };
-            let endpoint = &endpoints[(start + k) % n];
-            match self.poll_one(endpoint, remaining, wait) {
-                Ok(got) if !got.is_empty() => {
-                    let mut owners = lock(&self.owners);
-                    for task in &got {
-                        owners.insert(
-                            task.task_id.clone(),
-                            endpoint.registration.executor_id.clone(),
-                        );
-                    }
-                    drop(owners);
-                    tasks.extend(got);
-                }
-                Ok(_) => {}
-                // Tasks already in hand must reach the runtime; the error shows next call.
-                Err(e) if !tasks.is_empty() => {
-                    log::warn!(target: "gamelan.executor.error", "long poll failed: {e}");
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
+            owners.insert(p.task.task_id.clone(), p.executor_id);
+            tasks.push(Inbound::Task(p.task));
         }
-        Ok(tasks.into_iter().map(Inbound::Task).collect())
+        Ok(tasks)
     }
 
     fn report(&self, results: &[TaskResult]) -> Result<Vec<ReportOutcome>, TransportError> {

@@ -7,7 +7,9 @@ use axum::Json;
 use axum::http::StatusCode;
 use gamelan_ports::domain::Task;
 use gamelan_ports::domain::TaskResult;
-use gamelan_ports::{EngineStatistics, ExecutorView, Registered};
+use gamelan_ports::{
+    EngineError, EngineService, EngineStatistics, ExecutorView, PolledTask, Registered,
+};
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -22,6 +24,8 @@ use axum::extract::State;
 const DEFAULT_POLL_MAX: usize = 10;
 /// Upper bound on tasks per poll, whatever the client asks.
 const POLL_MAX_LIMIT: usize = 10_000;
+/// Upper bound on executors one poll may cover.
+const POLL_MAX_EXECUTORS: usize = 256;
 
 pub(crate) async fn register(
     State(state): State<Shared>,
@@ -79,40 +83,97 @@ pub(crate) struct PollQuery {
     wait_ms: Option<u64>,
 }
 
-/// Long poll. The tasks are handed over through a channel; if the client is gone by the
-/// time the engine answers (the request future was dropped), they are released back to the
-/// engine at once instead of waiting for a redelivery timeout.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PollManyQuery {
+    /// Comma-separated executor ids.
+    executor_ids: String,
+    max: Option<usize>,
+    wait_ms: Option<u64>,
+}
+
+/// Long poll for one executor.
 pub(crate) async fn poll(
     State(state): State<Shared>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<PollQuery>,
 ) -> Result<Json<Vec<Task>>, ApiError> {
-    let max = query.max.unwrap_or(DEFAULT_POLL_MAX).min(POLL_MAX_LIMIT);
-    let mut wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(state.settings.max_wait);
+    let engine = state.engine.clone();
+    let tasks = long_poll(&state, query.max, query.wait_ms, move |max, wait| {
+        let tasks = engine.poll(&id, max, wait)?;
+        Ok(tasks
+            .into_iter()
+            .map(|task| PolledTask::new(id.as_str(), task))
+            .collect())
+    })
+    .await?;
+    Ok(Json(tasks.into_iter().map(|p| p.task).collect()))
+}
+
+/// Long poll for several executors of one process at once (`?executorIds=a,b,c`): ends as
+/// soon as any of them has tasks, each answered with the executor it was assigned to.
+pub(crate) async fn poll_many(
+    State(state): State<Shared>,
+    ApiQuery(query): ApiQuery<PollManyQuery>,
+) -> Result<Json<Vec<PolledTask>>, ApiError> {
+    let ids: Vec<String> = query
+        .executor_ids
+        .split(',')
+        .map(str::trim)
+        .map(str::to_owned)
+        .collect();
+    if ids.iter().any(String::is_empty) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "executorIds must be a comma-separated list of executor ids, got '{}'",
+                query.executor_ids
+            ),
+        ));
+    }
+    if ids.len() > POLL_MAX_EXECUTORS {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "executorIds names {} executors; at most {POLL_MAX_EXECUTORS} per poll",
+                ids.len()
+            ),
+        ));
+    }
+    let engine = state.engine.clone();
+    let polled = long_poll(&state, query.max, query.wait_ms, move |max, wait| {
+        engine.poll_many(&ids, max, wait)
+    })
+    .await?;
+    Ok(Json(polled))
+}
+
+/// Runs a poll on the blocking pool, under a long-poll permit when it may wait. The tasks
+/// come back through a channel; if the client is gone by the time the engine answers (the
+/// request future was dropped), they are released back to the engine at once instead of
+/// waiting for a redelivery timeout.
+async fn long_poll(
+    state: &Shared,
+    max: Option<usize>,
+    wait_ms: Option<u64>,
+    op: impl FnOnce(usize, Duration) -> Result<Vec<PolledTask>, EngineError> + Send + 'static,
+) -> Result<Vec<PolledTask>, ApiError> {
+    let max = max.unwrap_or(DEFAULT_POLL_MAX).min(POLL_MAX_LIMIT);
+    let mut wait = Duration::from_millis(wait_ms.unwrap_or(0)).min(state.settings.max_wait);
     if max == 0 {
         wait = Duration::ZERO;
     }
     let permit = if wait.is_zero() {
         None
     } else {
-        Some(long_poll_permit(&state)?)
+        Some(long_poll_permit(state)?)
     };
     let engine = state.engine.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
         let _held = permit;
-        let polled = engine.poll(&id, max, wait);
-        if let Err(Ok(tasks)) = tx.send(polled)
-            && !tasks.is_empty()
-        {
-            let ids: Vec<String> = tasks.into_iter().map(|t| t.task_id).collect();
-            log::info!(
-                target: "gamelan.executor.runtime",
-                "executor {id} left its long poll; releasing {} tasks", ids.len()
-            );
-            if let Err(e) = engine.release(&id, &ids) {
-                log::warn!(target: "gamelan.executor.error", "release after a dropped poll failed: {e}");
-            }
+        if let Err(Ok(polled)) = tx.send(op(max, wait)) {
+            release_unclaimed(engine.as_ref(), polled);
         }
     });
     let polled = rx.await.map_err(|_| {
@@ -122,7 +183,27 @@ pub(crate) async fn poll(
             "the engine failed while polling",
         )
     })?;
-    Ok(Json(polled?))
+    Ok(polled?)
+}
+
+/// Hands back the tasks of a poll whose client left, grouped by executor.
+fn release_unclaimed(engine: &dyn EngineService, polled: Vec<PolledTask>) {
+    let mut by_executor: Vec<(String, Vec<String>)> = Vec::new();
+    for p in polled {
+        match by_executor.iter_mut().find(|(id, _)| *id == p.executor_id) {
+            Some((_, ids)) => ids.push(p.task.task_id),
+            None => by_executor.push((p.executor_id, vec![p.task.task_id])),
+        }
+    }
+    for (id, ids) in by_executor {
+        log::info!(
+            target: "gamelan.executor.runtime",
+            "executor {id} left its long poll; releasing {} tasks", ids.len()
+        );
+        if let Err(e) = engine.release(&id, &ids) {
+            log::warn!(target: "gamelan.executor.error", "release after a dropped poll failed: {e}");
+        }
+    }
 }
 
 /// One element of a result batch: decoded, or refused with the reason (a malformed element

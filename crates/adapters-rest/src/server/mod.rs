@@ -141,6 +141,12 @@ fn table() -> Vec<RouteDef> {
         ),
         route(
             Method::GET,
+            "/api/v1/executors/tasks",
+            Executor,
+            get(executors::poll_many),
+        ),
+        route(
+            Method::GET,
             "/api/v1/executors/{id}",
             Executor,
             get(executors::show),

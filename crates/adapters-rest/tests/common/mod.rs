@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use gamelan_ports::domain::{Acceptance, IntakeError, Task, TaskResult};
 use gamelan_ports::{
-    AuthError, EngineError, EngineService, EngineStatistics, ExecutorView, Heartbeat, Registered,
-    Registration, StreamId, SubmitRequest, TaskSink, TaskState, TaskView, TokenSource,
+    AuthError, EngineError, EngineService, EngineStatistics, ExecutorView, Heartbeat, PolledTask,
+    Registered, Registration, StreamId, SubmitRequest, TaskSink, TaskState, TaskView, TokenSource,
     TokenVerifier,
 };
 use gamelan_rest::HttpServerSettings;
@@ -189,32 +189,51 @@ impl EngineService for FakeEngine {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Task>, EngineError> {
+        let polled = self.poll_many(&[executor_id.to_owned()], max, wait)?;
+        Ok(polled.into_iter().map(|p| p.task).collect())
+    }
+
+    /// Hands each queued task to the first named executor that handles it.
+    fn poll_many(
+        &self,
+        executor_ids: &[String],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<PolledTask>, EngineError> {
         self.polls.fetch_add(1, Ordering::SeqCst);
         let deadline = Instant::now() + wait;
         let mut s = self.state();
-        let Some(registration) = s.executors.get(executor_id).cloned() else {
-            return Err(EngineError::UnknownExecutor(executor_id.to_owned()));
-        };
+        let mut registrations = Vec::new();
+        for id in executor_ids {
+            let Some(registration) = s.executors.get(id).cloned() else {
+                return Err(EngineError::UnknownExecutor(id.clone()));
+            };
+            registrations.push(registration);
+        }
         loop {
             let mut taken = Vec::new();
             let mut rest = VecDeque::new();
             while let Some(task) = s.queue.pop_front() {
-                if taken.len() < max && registration.metadata.handles(&task.node_type) {
-                    taken.push(task);
-                } else {
-                    rest.push_back(task);
+                let owner = registrations
+                    .iter()
+                    .find(|r| r.metadata.handles(&task.node_type));
+                match owner {
+                    Some(r) if taken.len() < max => {
+                        taken.push(PolledTask::new(&r.executor_id, task));
+                    }
+                    _ => rest.push_back(task),
                 }
             }
             s.queue = rest;
             if !taken.is_empty() {
-                for task in &taken {
+                for p in &taken {
                     s.dispatched.insert(
-                        task.task_id.clone(),
-                        (task.clone(), executor_id.to_owned(), false),
+                        p.task.task_id.clone(),
+                        (p.task.clone(), p.executor_id.clone(), false),
                     );
-                    if let Some(v) = s.views.get_mut(&task.task_id) {
+                    if let Some(v) = s.views.get_mut(&p.task.task_id) {
                         v.status = TaskState::Running;
-                        v.executor_id = Some(executor_id.to_owned());
+                        v.executor_id = Some(p.executor_id.clone());
                     }
                 }
                 return Ok(taken);

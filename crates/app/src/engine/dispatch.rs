@@ -105,7 +105,7 @@ fn pump_queue(
             Via::Stream(stream.id)
         } else {
             e.mailbox.push_back(slot);
-            fx.wake(&e.wakeup);
+            fx.wake(&e.waiters);
             Via::Mailbox
         };
         e.in_flight.insert(slot);

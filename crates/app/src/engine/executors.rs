@@ -40,8 +40,10 @@ pub(super) struct ExecutorEntry {
     pub mailbox: VecDeque<usize>,
     /// Sum of `max` over the long polls waiting now.
     pub poll_demand: usize,
-    /// Long polls of this executor wait here (with the engine's one mutex).
-    pub wakeup: Arc<Condvar>,
+    /// The condition variable of each long poll waiting for this executor now (with the
+    /// engine's one mutex). One poll may wait for several executors of its process, so
+    /// the poll owns the variable and every executor it covers points at it.
+    pub waiters: Vec<Arc<Condvar>>,
 }
 
 impl ExecutorEntry {
@@ -60,7 +62,7 @@ impl ExecutorEntry {
             streams: Vec::new(),
             mailbox: VecDeque::new(),
             poll_demand: 0,
-            wakeup: Arc::new(Condvar::new()),
+            waiters: Vec::new(),
         }
     }
 

@@ -51,8 +51,8 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use gamelan_domain::{Acceptance, Task, TaskResult};
 use gamelan_ports::{
-    Clock, EngineError, EngineService, EngineStatistics, ExecutorView, Heartbeat, Registered,
-    Registration, StreamId, SubmitRequest, TaskSink, TaskView,
+    Clock, EngineError, EngineService, EngineStatistics, ExecutorView, Heartbeat, PolledTask,
+    Registered, Registration, StreamId, SubmitRequest, TaskSink, TaskView,
 };
 
 pub use settings::EngineSettings;
@@ -152,7 +152,7 @@ impl Engine {
                 .executors
                 .iter()
                 .flatten()
-                .map(|e| Arc::clone(&e.wakeup))
+                .flat_map(|e| e.waiters.iter().cloned())
                 .collect();
             (inner.store.take(), wake)
         };
@@ -225,6 +225,20 @@ impl EngineService for Engine {
         wait: Duration,
     ) -> Result<Vec<Task>, EngineError> {
         self.shared.poll(executor_id, max, wait)
+    }
+
+    fn poll_many(
+        &self,
+        executor_ids: &[String],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<PolledTask>, EngineError> {
+        let ids: Vec<&str> = executor_ids.iter().map(String::as_str).collect();
+        let polled = self.shared.poll_many(&ids, max, wait)?;
+        Ok(polled
+            .into_iter()
+            .map(|(id, task)| PolledTask::new(&*id, task))
+            .collect())
     }
 
     fn release(&self, executor_id: &str, task_ids: &[String]) -> Result<(), EngineError> {

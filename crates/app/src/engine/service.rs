@@ -306,13 +306,45 @@ impl Shared {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Task>, EngineError> {
+        let polled = self.poll_many(&[executor_id], max, wait)?;
+        Ok(polled.into_iter().map(|(_, task)| task).collect())
+    }
+
+    /// One long poll covering several executors: each registers a demand of up to `max`
+    /// (within its own limit) and points at this poll's condition variable, so a task for
+    /// any of them ends the wait. At most `max` tasks are handed out, taken round-robin;
+    /// tasks assigned beyond that go back to the queue when no other poll waits for them.
+    pub(super) fn poll_many(
+        &self,
+        executor_ids: &[&str],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<(Arc<str>, Task)>, EngineError> {
+        #[derive(Debug)]
+        struct Covered {
+            slot: usize,
+            generation: u64,
+            demand: usize,
+            handed: usize,
+        }
         let deadline = Instant::now() + wait;
         let mut inner = self.lock();
         if inner.shutting_down {
             return Err(EngineError::ShuttingDown);
         }
-        let slot = inner.executor_slot(executor_id)?;
-        if max == 0 {
+        let mut covered: Vec<Covered> = Vec::with_capacity(executor_ids.len());
+        for id in executor_ids {
+            let slot = inner.executor_slot(id)?;
+            if !covered.iter().any(|c| c.slot == slot) {
+                covered.push(Covered {
+                    slot,
+                    generation: 0,
+                    demand: 0,
+                    handed: 0,
+                });
+            }
+        }
+        if max == 0 || covered.is_empty() {
             return Ok(Vec::new());
         }
         if inner.long_polls >= self.settings.max_long_polls {
@@ -320,14 +352,15 @@ impl Shared {
                 retry_after: OVERLOAD_BACKOFF,
             });
         }
-        let (generation, wakeup, max) = {
-            let e = inner
-                .exec_mut(slot)
-                .ok_or_else(|| EngineError::UnknownExecutor(executor_id.to_owned()))?;
-            let max = max.min(e.metadata().max_concurrent_tasks as usize).max(1);
-            e.poll_demand += max;
-            (e.generation, Arc::clone(&e.wakeup), max)
-        };
+        let waiter = Arc::new(Condvar::new());
+        for c in &mut covered {
+            if let Some(e) = inner.exec_mut(c.slot) {
+                c.demand = max.min(e.metadata().max_concurrent_tasks as usize).max(1);
+                c.generation = e.generation;
+                e.poll_demand += c.demand;
+                e.waiters.push(Arc::clone(&waiter));
+            }
+        }
         inner.long_polls += 1;
         let mut fx = Effects::default();
         inner.pump_all(self.clock.now(), &mut fx);
@@ -336,45 +369,98 @@ impl Shared {
             self.settle(fx);
             inner = self.lock();
         }
+        let current = |inner: &Inner, c: &Covered| {
+            inner
+                .exec(c.slot)
+                .filter(|e| e.generation == c.generation)
+                .map(|e| e.mailbox.is_empty())
+        };
+        let mut vanished = None;
         loop {
-            let Some(e) = inner.exec(slot).filter(|e| e.generation == generation) else {
-                inner.long_polls -= 1;
-                return Err(EngineError::UnknownExecutor(executor_id.to_owned()));
-            };
-            if !e.mailbox.is_empty() || inner.shutting_down {
-                break;
+            let mut ready = inner.shutting_down;
+            for (k, c) in covered.iter().enumerate() {
+                match current(&inner, c) {
+                    None => vanished = vanished.or(Some(k)),
+                    Some(empty) => ready |= !empty,
+                }
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
+            if ready || vanished.is_some() || remaining.is_zero() {
                 break;
             }
-            inner = wakeup
+            inner = waiter
                 .wait_timeout(inner, remaining)
                 .map_or_else(|p| p.into_inner().0, |(g, _)| g);
         }
         inner.long_polls -= 1;
         let now = self.clock.now();
         let mut handed = Vec::new();
-        let Inner {
-            executors, records, ..
-        } = &mut *inner;
-        if let Some(e) = executors.get_mut(slot).and_then(Option::as_mut) {
-            // Taking min(max, mailbox) keeps the mailbox within the remaining demand.
-            e.poll_demand = e.poll_demand.saturating_sub(max);
-            while handed.len() < max {
-                let Some(k) = e.mailbox.pop_front() else {
-                    break;
+        let mut leftover = Vec::new();
+        {
+            let Inner {
+                executors, records, ..
+            } = &mut *inner;
+            // In the order the caller gave, so its rotation decides who goes first.
+            let mut ours: Vec<(&mut Covered, &mut ExecutorEntry)> = Vec::new();
+            let mut entries: Vec<Option<&mut ExecutorEntry>> =
+                executors.iter_mut().map(Option::as_mut).collect();
+            for c in &mut covered {
+                let Some(e) = entries.get_mut(c.slot).and_then(Option::take) else {
+                    continue;
                 };
-                let rec = &mut records[k];
-                if let Phase::Assigned(a) = &mut rec.phase {
-                    a.via = Via::Polled;
-                    a.since = now;
+                if c.generation == e.generation {
+                    e.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+                    e.poll_demand = e.poll_demand.saturating_sub(c.demand);
+                    ours.push((c, e));
                 }
-                handed.push(Arc::clone(&rec.task));
+            }
+            if vanished.is_none() {
+                // Round-robin, so one busy executor type cannot starve the others.
+                let mut progress = true;
+                while progress && handed.len() < max {
+                    progress = false;
+                    for (c, e) in &mut ours {
+                        if handed.len() == max || c.handed == c.demand {
+                            continue;
+                        }
+                        let Some(k) = e.mailbox.pop_front() else {
+                            continue;
+                        };
+                        let rec = &mut records[k];
+                        if let Phase::Assigned(a) = &mut rec.phase {
+                            a.via = Via::Polled;
+                            a.since = now;
+                        }
+                        c.handed += 1;
+                        progress = true;
+                        handed.push((Arc::clone(&e.id), Arc::clone(&rec.task)));
+                    }
+                }
+            }
+            for (_, e) in &ours {
+                // More in the mailbox than the polls still waiting asked for.
+                let excess = e.mailbox.len().saturating_sub(e.poll_demand);
+                leftover.extend(e.mailbox.iter().rev().take(excess).copied());
             }
         }
-        drop(inner);
-        Ok(handed.iter().map(|t| Task::clone(t)).collect())
+        if leftover.is_empty() {
+            drop(inner);
+        } else {
+            let mut fx = Effects::default();
+            for slot in leftover {
+                inner.requeue(slot);
+            }
+            inner.pump_all(now, &mut fx);
+            drop(inner);
+            self.settle(fx);
+        }
+        if let Some(k) = vanished {
+            return Err(EngineError::UnknownExecutor(executor_ids[k].to_owned()));
+        }
+        Ok(handed
+            .into_iter()
+            .map(|(id, task)| (id, Task::clone(&task)))
+            .collect())
     }
 
     pub(super) fn release(

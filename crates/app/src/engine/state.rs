@@ -44,9 +44,12 @@ pub(super) struct Effects {
 }
 
 impl Effects {
-    pub(super) fn wake(&mut self, cv: &Arc<Condvar>) {
-        if !self.wake.iter().any(|c| Arc::ptr_eq(c, cv)) {
-            self.wake.push(Arc::clone(cv));
+    /// Wakes, after the lock, every long poll waiting for an executor.
+    pub(super) fn wake(&mut self, waiters: &[Arc<Condvar>]) {
+        for cv in waiters {
+            if !self.wake.iter().any(|c| Arc::ptr_eq(c, cv)) {
+                self.wake.push(Arc::clone(cv));
+            }
         }
     }
 }
@@ -345,11 +348,10 @@ impl Inner {
             return;
         };
         let slots: Vec<usize> = e.in_flight.iter().copied().collect();
-        let wakeup = Arc::clone(&e.wakeup);
+        fx.wake(&e.waiters);
         for slot in slots {
             self.requeue(slot);
         }
-        fx.wake(&wakeup);
     }
 
     /// Closes one stream: tasks delivered on it without a result are requeued.
