@@ -191,6 +191,39 @@ fn the_default_body_limit_is_four_mebibytes() {
     f.refused(&a, 413, "body_too_large", "4194304 bytes");
 }
 
+/// Whether the server calls the engine inline or on the blocking pool, an engine that
+/// panics costs that one request a 500, not the server.
+#[test]
+fn a_panicking_engine_call_is_a_500_and_the_server_keeps_serving() {
+    for waits_on_io in [false, true] {
+        let engine = FakeEngine::new();
+        engine
+            .waits_on_io
+            .store(waits_on_io, std::sync::atomic::Ordering::SeqCst);
+        let server = Server::start(engine.clone(), HttpServerSettings::default());
+        let agent = agent();
+        let submit = |body: &[u8]| {
+            send(
+                &agent,
+                "POST",
+                &server.api("/api/v1/tasks"),
+                None,
+                Some(body),
+            )
+        };
+        let broken = submit(br#"{"executorType":"panic"}"#);
+        assert_eq!(
+            broken.status, 500,
+            "waits_on_io={waits_on_io}: {}",
+            broken.body
+        );
+        assert_eq!(broken.error().0, "internal");
+        let fine = submit(br#"{"executorType":"echo"}"#);
+        assert_eq!(fine.status, 201, "waits_on_io={waits_on_io}: {}", fine.body);
+        assert_eq!(engine.queued(), 1);
+    }
+}
+
 #[test]
 fn unknown_executors_tasks_and_paths_are_404() {
     let f = Fixture::new(HttpServerSettings::default());

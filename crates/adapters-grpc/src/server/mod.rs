@@ -109,11 +109,22 @@ fn engine_status(e: EngineError) -> Status {
     engine_error_to_status(&e)
 }
 
-/// A panic inside the engine becomes INTERNAL for this call; the server lives on.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("engine call failed: {e}")))
+/// Runs an engine operation: inline on the async worker when the engine never blocks on
+/// I/O (it only takes its lock briefly), else on the blocking pool. A panic inside the
+/// engine becomes INTERNAL for this call; the server lives on.
+async fn engine_call<T: Send + 'static>(
+    engine: &Arc<dyn EngineService>,
+    f: impl FnOnce(&dyn EngineService) -> T + Send + 'static,
+) -> Result<T, Status> {
+    if engine.waits_on_io() {
+        let engine = Arc::clone(engine);
+        tokio::task::spawn_blocking(move || f(engine.as_ref()))
+            .await
+            .map_err(|e| Status::internal(format!("engine call failed: {e}")))
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine.as_ref())))
+            .map_err(|_| Status::internal("engine call failed: it panicked"))
+    }
 }
 
 /// The next message if one is already buffered, without waiting: lets a batch grow to what
@@ -164,9 +175,8 @@ impl ResultBatch {
         let answers = if self.results.is_empty() {
             Vec::new()
         } else {
-            let engine = Arc::clone(engine);
             let results = self.results;
-            blocking(move || engine.report(results)).await?
+            engine_call(engine, move |e| e.report(results)).await?
         };
         let mut answers = answers.into_iter();
         let mut keys = self.keys.into_iter();
@@ -306,8 +316,7 @@ impl ExecutorService for EngineGrpc {
         let id = registration.executor_id.clone();
         let endpoint = registration.endpoint.clone();
         let max = registration.metadata.max_concurrent_tasks;
-        let engine = Arc::clone(&self.engine);
-        let registered = blocking(move || engine.register(registration))
+        let registered = engine_call(&self.engine, move |e| e.register(registration))
             .await?
             .map_err(engine_status)?;
         if endpoint.is_empty() {
@@ -331,8 +340,7 @@ impl ExecutorService for EngineGrpc {
             return Err(Status::invalid_argument("executor_id must not be empty"));
         }
         self.push.forget(&id);
-        let engine = Arc::clone(&self.engine);
-        blocking(move || engine.unregister(&id))
+        engine_call(&self.engine, move |e| e.unregister(&id))
             .await?
             .map_err(engine_status)?;
         Ok(Response::new(()))
@@ -429,8 +437,7 @@ impl ExecutorService for EngineGrpc {
             if results.is_empty() {
                 continue;
             }
-            let engine = Arc::clone(&self.engine);
-            for answer in blocking(move || engine.report(results)).await? {
+            for answer in engine_call(&self.engine, move |e| e.report(results)).await? {
                 match answer {
                     Ok(_) => {}
                     Err(e) if is_final_rejection(&e) => {

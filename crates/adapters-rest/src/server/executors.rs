@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::extract::{
     ApiPath, ApiQuery, JsonBody, OptionalJsonBody, RawBody, decode_json, decode_value,
 };
-use super::{Shared, blocking, long_poll_permit};
+use super::{Shared, engine_call, long_poll_permit};
 use crate::wire::{ExecutorInfo, HeartbeatBody, Outcome, ResultAnswer};
 use axum::extract::State;
 
@@ -38,7 +38,7 @@ pub(crate) async fn register(
         )
     })?;
     let engine = state.engine.clone();
-    let registered = blocking(move || engine.register(registration)).await??;
+    let registered = engine_call(&state, move || engine.register(registration)).await??;
     Ok(Json(registered))
 }
 
@@ -48,7 +48,7 @@ pub(crate) async fn heartbeat(
     OptionalJsonBody(body): OptionalJsonBody<HeartbeatBody>,
 ) -> Result<StatusCode, ApiError> {
     let engine = state.engine.clone();
-    blocking(move || engine.heartbeat(&body.into_heartbeat(id))).await??;
+    engine_call(&state, move || engine.heartbeat(&body.into_heartbeat(id))).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -57,7 +57,7 @@ pub(crate) async fn unregister(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let engine = state.engine.clone();
-    blocking(move || engine.unregister(&id)).await??;
+    engine_call(&state, move || engine.unregister(&id)).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -229,7 +229,7 @@ pub(crate) async fn results(
         .iter()
         .map(|r| (r.task_id().to_owned(), r.attempt()))
         .collect();
-    let verdicts = blocking(move || engine.report(valid)).await?;
+    let verdicts = engine_call(&state, move || engine.report(valid)).await?;
     if verdicts.len() != ids.len() {
         log::error!(
             target: "gamelan.executor.error",
@@ -333,6 +333,6 @@ pub(crate) async fn release(
     JsonBody(task_ids): JsonBody<Vec<String>>,
 ) -> Result<StatusCode, ApiError> {
     let engine = state.engine.clone();
-    blocking(move || engine.release(&id, &task_ids)).await??;
+    engine_call(&state, move || engine.release(&id, &task_ids)).await??;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -80,6 +80,8 @@ pub(crate) struct AppState {
     pub engine: Arc<dyn EngineService>,
     pub settings: HttpServerSettings,
     pub long_polls: Arc<Semaphore>,
+    /// The engine never blocks on I/O outside waits: call it on the async worker.
+    pub inline: bool,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -218,6 +220,7 @@ pub fn router(engine: Arc<dyn EngineService>, settings: HttpServerSettings) -> R
     let limit = settings.max_body_bytes;
     let protect_tasks = settings.protect_task_api;
     let state: Shared = Arc::new(AppState {
+        inline: !engine.waits_on_io(),
         engine,
         long_polls: Arc::new(Semaphore::new(settings.max_long_polls)),
         settings,
@@ -267,14 +270,33 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        log::error!(target: "gamelan.executor.error", "engine call failed: {e}");
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the engine failed while handling the request",
-        )
-    })
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| engine_failed(&e))
+}
+
+/// A short engine operation (no wait of its own): inline when the engine never blocks on
+/// I/O, else on the blocking pool. A panic inside is a 500 for this request either way.
+pub(crate) async fn engine_call<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if state.inline {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .map_err(|_| engine_failed(&"panicked"))
+    } else {
+        blocking(f).await
+    }
+}
+
+fn engine_failed(e: &dyn std::fmt::Display) -> ApiError {
+    log::error!(target: "gamelan.executor.error", "engine call failed: {e}");
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the engine failed while handling the request",
+    )
 }
 
 /// Takes a long-poll slot, or refuses at once when all are held.

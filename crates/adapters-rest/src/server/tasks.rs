@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, RawBody, decode_json};
-use super::{Shared, blocking, long_poll_permit};
+use super::{Shared, blocking, engine_call, long_poll_permit};
 use crate::wire::{CompletionsPage, ErrorBody};
 
 /// Completions per page when the client does not say, and the most it may ask for.
@@ -44,7 +44,7 @@ pub(crate) async fn submit(
             validate(request)
                 .map_err(|m| ApiError::bad_request("invalid_field", format!("[{index}]: {m}")))?;
         }
-        let answers = blocking(move || engine.submit_batch(requests)).await?;
+        let answers = engine_call(&state, move || engine.submit_batch(requests)).await?;
         let answers: Vec<SubmitAnswer> = answers
             .into_iter()
             .map(|a| match a {
@@ -62,7 +62,7 @@ pub(crate) async fn submit(
     } else {
         let request: SubmitRequest = decode_json(&bytes)?;
         validate(&request).map_err(|m| ApiError::bad_request("invalid_field", m))?;
-        let view = blocking(move || engine.submit(request)).await??;
+        let view = engine_call(&state, move || engine.submit(request)).await??;
         Ok((StatusCode::CREATED, Json(view)).into_response())
     }
 }

@@ -42,6 +42,9 @@ pub struct FakeEngine {
     pub waiting: AtomicUsize,
     /// Every `poll` call, waiting or not.
     pub polls: AtomicUsize,
+    /// Claims to block on I/O (the server then calls it on the blocking pool); set before
+    /// starting the server.
+    pub waits_on_io: std::sync::atomic::AtomicBool,
 }
 
 impl FakeEngine {
@@ -183,6 +186,10 @@ impl EngineService for FakeEngine {
         Ok(())
     }
 
+    fn waits_on_io(&self) -> bool {
+        self.waits_on_io.load(Ordering::SeqCst)
+    }
+
     fn poll(
         &self,
         executor_id: &str,
@@ -319,6 +326,10 @@ impl EngineService for FakeEngine {
         if node_type == "refused" {
             return Err(EngineError::Invalid("type 'refused' is refused".into()));
         }
+        assert!(
+            node_type != "panic",
+            "the engine broke on a task of type 'panic'"
+        );
         let n = {
             let mut s = self.state();
             s.submitted += 1;

@@ -227,6 +227,11 @@ impl EngineService for Engine {
         self.shared.poll(executor_id, max, wait)
     }
 
+    /// Without a data directory every operation only takes the engine's lock briefly.
+    fn waits_on_io(&self) -> bool {
+        self.shared.settings.data_dir.is_some()
+    }
+
     fn poll_many(
         &self,
         executor_ids: &[String],
