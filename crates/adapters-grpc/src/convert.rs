@@ -212,7 +212,7 @@ pub fn task_to_proto(task: &Task) -> pb::ExecutionTask {
     }
 }
 
-/// The engine's hot path: moves the task's strings instead of copying them.
+/// Moves the task's strings instead of copying them, for a caller that owns the task.
 pub fn task_into_proto(task: Task) -> pb::ExecutionTask {
     pb::ExecutionTask {
         attempt: attempt_to_wire(task.attempt),

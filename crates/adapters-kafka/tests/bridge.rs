@@ -56,7 +56,7 @@ impl FakeEngine {
             );
             Arc::clone(&s.streams[executor_id].2)
         };
-        sink.deliver(task)
+        sink.deliver(Arc::new(task))
     }
 
     fn answers(&self, a: Acceptance) -> usize {

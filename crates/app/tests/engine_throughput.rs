@@ -65,8 +65,8 @@ fn submit_all(engine: &Engine, n: usize) -> f64 {
 struct ChannelSink(Sender<Task>);
 
 impl TaskSink for ChannelSink {
-    fn deliver(&self, task: Task) -> bool {
-        self.0.send(task).is_ok()
+    fn deliver(&self, task: Arc<Task>) -> bool {
+        self.0.send(Arc::unwrap_or_clone(task)).is_ok()
     }
     fn cancel(&self, _: &str, _: &str) -> bool {
         true

@@ -16,8 +16,11 @@ use crate::transport::{Heartbeat, Registration};
 /// return. The engine calls them on the thread of whichever operation made room or work (a
 /// submission, a result report, a heartbeat), so a slow sink would slow every caller. The
 /// engine holds no lock while calling them, so a sink may call back into the engine.
+///
+/// Tasks arrive shared: the engine keeps its own record of each, and a sink converts it
+/// (to protobuf, to a Kafka record) by reference, so a dispatch makes no deep copy.
 pub trait TaskSink: Send + Sync {
-    fn deliver(&self, task: Task) -> bool;
+    fn deliver(&self, task: std::sync::Arc<Task>) -> bool;
     fn cancel(&self, task_id: &str, reason: &str) -> bool;
 }
 

@@ -35,10 +35,10 @@ pub(crate) struct PushDispatch {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
-struct PushSink(UnboundedSender<Task>);
+struct PushSink(UnboundedSender<Arc<Task>>);
 
 impl TaskSink for PushSink {
-    fn deliver(&self, task: Task) -> bool {
+    fn deliver(&self, task: Arc<Task>) -> bool {
         self.0.send(task).is_ok()
     }
 
@@ -151,7 +151,7 @@ impl PushDispatch {
         executor_id: String,
         stream: StreamId,
         client: ExecutorClient<Channel>,
-        mut rx: UnboundedReceiver<Task>,
+        mut rx: UnboundedReceiver<Arc<Task>>,
     ) {
         let executor_id: Arc<str> = executor_id.into();
         while let Some(task) = rx.recv().await {
@@ -169,7 +169,7 @@ impl PushDispatch {
         executor_id: Arc<str>,
         stream: StreamId,
         mut client: ExecutorClient<Channel>,
-        task: Task,
+        task: Arc<Task>,
     ) {
         let mut backoff = FIRST_BACKOFF;
         loop {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_stream::Stream;
 use tonic::Status;
 
-use crate::convert::task_into_proto;
+use crate::convert::task_to_proto;
 use crate::proto::v1 as pb;
 
 pub(crate) enum Outbound<T> {
@@ -98,8 +98,8 @@ impl<T> Stream for OutStream<T> {
 pub(crate) struct BidiSink(pub UnboundedSender<Outbound<pb::EngineMessage>>);
 
 impl TaskSink for BidiSink {
-    fn deliver(&self, task: Task) -> bool {
-        let m = pb::engine_message::Message::Task(task_into_proto(task));
+    fn deliver(&self, task: Arc<Task>) -> bool {
+        let m = pb::engine_message::Message::Task(task_to_proto(&task));
         self.0
             .send(Outbound::Item(pb::EngineMessage { message: Some(m) }))
             .is_ok()
@@ -120,8 +120,8 @@ impl TaskSink for BidiSink {
 pub(crate) struct PullSink(pub UnboundedSender<Outbound<pb::ExecutionTask>>);
 
 impl TaskSink for PullSink {
-    fn deliver(&self, task: Task) -> bool {
-        self.0.send(Outbound::Item(task_into_proto(task))).is_ok()
+    fn deliver(&self, task: Arc<Task>) -> bool {
+        self.0.send(Outbound::Item(task_to_proto(&task))).is_ok()
     }
 
     fn cancel(&self, task_id: &str, _reason: &str) -> bool {

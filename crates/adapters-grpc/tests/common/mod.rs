@@ -70,7 +70,7 @@ impl Inner {
             let Some(s) = self.streams.get_mut(&id) else {
                 continue;
             };
-            if s.sink.deliver(task.clone()) {
+            if s.sink.deliver(Arc::new(task.clone())) {
                 s.in_flight.push(task);
                 self.delivered += 1;
                 self.max_in_flight_seen = self.max_in_flight_seen.max(s.in_flight.len());

@@ -85,18 +85,15 @@ impl KafkaTaskSink {
 }
 
 impl TaskSink for KafkaTaskSink {
-    fn deliver(&self, task: Task) -> bool {
+    fn deliver(&self, task: Arc<Task>) -> bool {
         let mut buf = Vec::with_capacity(256);
         encode_task(&task, &self.executor_type, &mut buf);
-        let Task {
-            task_id, run_id, ..
-        } = task;
         let opaque = Box::new(SinkDelivery::Task {
             executor_id: Arc::clone(&self.executor_id),
-            task_id,
+            task_id: task.task_id.clone(),
         });
         let record = BaseRecord::with_opaque_to(&self.topic, opaque)
-            .key(run_id.as_bytes())
+            .key(task.run_id.as_bytes())
             .payload(buf.as_slice());
         match self.producer.send(record) {
             Ok(()) => true,

@@ -138,7 +138,7 @@ mod tests {
 
     struct Nop;
     impl TaskSink for Nop {
-        fn deliver(&self, _: Task) -> bool {
+        fn deliver(&self, _: Arc<Task>) -> bool {
             true
         }
         fn cancel(&self, _: &str, _: &str) -> bool {

@@ -144,7 +144,7 @@ mod tests {
 
     struct Nop;
     impl TaskSink for Nop {
-        fn deliver(&self, _: gamelan_domain::Task) -> bool {
+        fn deliver(&self, _: Arc<gamelan_domain::Task>) -> bool {
             true
         }
         fn cancel(&self, _: &str, _: &str) -> bool {

@@ -65,7 +65,7 @@ impl Shared {
             }
             let mut refused = Vec::new();
             for d in fx.deliveries.drain(..) {
-                if !d.sink.deliver(Task::clone(&d.task)) {
+                if !d.sink.deliver(Arc::clone(&d.task)) {
                     refused.push(d);
                 }
             }

@@ -2,7 +2,7 @@
 //! records what the engine delivers. Public so adapter and end-to-end tests can use them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use gamelan_domain::Task;
@@ -108,14 +108,14 @@ impl RecordingSink {
 }
 
 impl TaskSink for RecordingSink {
-    fn deliver(&self, task: Task) -> bool {
+    fn deliver(&self, task: Arc<Task>) -> bool {
         if self.closed.load(Ordering::SeqCst) {
             return false;
         }
         self.delivered
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(task);
+            .push(Arc::unwrap_or_clone(task));
         true
     }
 
