@@ -11,6 +11,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
+use super::arrivals::Arrivals;
+
 use crate::error::KafkaError;
 use crate::offsets::{OffsetTracker, Partition};
 
@@ -229,6 +231,7 @@ impl TypeConsumer {
         group: String,
         grace: Duration,
         commit_interval: Duration,
+        arrivals: &Arc<Arrivals>,
     ) -> Result<Self, KafkaError> {
         let state = Arc::new(ConsumerState {
             group,
@@ -238,11 +241,13 @@ impl TypeConsumer {
             want_paused: AtomicBool::new(false),
             closing: AtomicBool::new(false),
         });
-        let consumer = config
+        let mut consumer: BaseConsumer<ConsumerCtx> = config
             .create_with_context(ConsumerCtx {
                 state: Arc::clone(&state),
             })
             .map_err(KafkaError::config("consumer"))?;
+        let arrivals = Arc::clone(arrivals);
+        consumer.set_nonempty_callback(move || arrivals.signal());
         Ok(Self {
             consumer,
             state,

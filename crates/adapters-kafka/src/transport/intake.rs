@@ -13,7 +13,10 @@ use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 
 use super::consumer::{Pending, TypeConsumer};
 use super::producer::Retry;
-use super::{Connection, Executors, KafkaTransport, POLL_SLICE};
+use super::{Connection, Executors, KafkaTransport};
+
+/// Longest wait for an arrival signal before looking at every consumer again.
+const ARRIVAL_WAIT_BOUND: Duration = Duration::from_millis(100);
 use crate::dlq;
 use crate::error::is_auth_failure;
 use crate::messages::{PoisonTask, decode_task, encode_result, time};
@@ -128,12 +131,13 @@ impl KafkaTransport {
         let n = consumers.len();
         let first = conn.turn.fetch_add(1, Ordering::Relaxed);
         loop {
+            // Several consumers: look at each without waiting, then wait for any queue to
+            // turn non-empty (noted before looking, so an arrival meanwhile is not missed).
+            let seen = self.arrivals.generation();
             for k in 0..n {
                 let c = &consumers[(first + k) % n];
                 let mut timeout = if out.is_empty() && n == 1 {
                     deadline.saturating_duration_since(Instant::now())
-                } else if out.is_empty() {
-                    POLL_SLICE.min(deadline.saturating_duration_since(Instant::now()))
                 } else {
                     Duration::ZERO
                 };
@@ -177,8 +181,13 @@ impl KafkaTransport {
                     }
                 }
             }
-            if !out.is_empty() || Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !out.is_empty() || left.is_zero() {
                 return Ok(());
+            }
+            if n > 1 {
+                // Bounded, in case a signal is lost: the next look finds the task anyway.
+                self.arrivals.wait_after(seen, left.min(ARRIVAL_WAIT_BOUND));
             }
         }
     }

@@ -6,6 +6,7 @@
 //! and per partition only up to the first unfinished task. A crash therefore re-delivers,
 //! never loses.
 
+mod arrivals;
 mod consumer;
 mod intake;
 mod producer;
@@ -23,6 +24,7 @@ use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
+use self::arrivals::Arrivals;
 use self::consumer::{Pending, TypeConsumer};
 use self::producer::{Delivery, ProducerCtx, Retry};
 use crate::admin::Admin;
@@ -34,8 +36,6 @@ use crate::settings::KafkaClientSettings;
 /// Error code of the FAILED result that replaces one too large for the broker.
 pub const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
 
-/// How long one poll slice lasts when several consumers (types) take turns.
-const POLL_SLICE: Duration = Duration::from_millis(20);
 /// How long a full producer queue is waited out before a send gives up.
 const QUEUE_FULL_POLL: Duration = Duration::from_millis(5);
 
@@ -54,6 +54,9 @@ pub struct KafkaTransport {
     executors: RwLock<Arc<Executors>>,
     /// Wakes a `receive` that waits for the first registration.
     registered: (Mutex<bool>, Condvar),
+    /// Signalled by every consumer's queue turning non-empty; kept across reconnects with
+    /// the consumers themselves.
+    arrivals: Arc<Arrivals>,
 }
 
 #[derive(Default)]
@@ -113,6 +116,7 @@ impl KafkaTransport {
             conn: Mutex::new(None),
             executors: RwLock::new(Arc::new(Executors::default())),
             registered: (Mutex::new(false), Condvar::new()),
+            arrivals: Arc::default(),
         }
     }
 
@@ -226,6 +230,7 @@ impl KafkaTransport {
                     group,
                     self.settings.revoke_grace,
                     self.settings.commit_interval,
+                    &self.arrivals,
                 )?));
             }
             let names: Vec<String> = types.iter().map(|t| topics.tasks_for(t)).collect();
@@ -243,6 +248,7 @@ impl KafkaTransport {
                     group,
                     self.settings.revoke_grace,
                     self.settings.commit_interval,
+                    &self.arrivals,
                 )?;
                 c.subscribe(&[topic])?;
                 consumers.push(Arc::new(c));
