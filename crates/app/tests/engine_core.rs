@@ -1085,9 +1085,42 @@ fn metrics_text_shows_the_engine_counters() {
         "gamelan_engine_executors_alive 0",
         "gamelan_engine_tasks_pending 1",
         "gamelan_engine_tasks_in_flight 0",
+        // Its only executor is dead: the queued task's type is served by nobody.
+        "gamelan_engine_types_unserved 1",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
+}
+
+#[test]
+fn a_type_nobody_serves_is_counted_until_an_executor_for_it_registers() {
+    let (engine, _clock) = open(settings());
+    let unserved = |engine: &Engine| -> String {
+        engine
+            .metrics_text()
+            .lines()
+            .find(|l| l.starts_with("gamelan_engine_types_unserved "))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    engine.sweep();
+    assert_eq!(unserved(&engine), "gamelan_engine_types_unserved 0");
+    let id = submit(&engine, 1).remove(0);
+    engine.sweep();
+    assert_eq!(unserved(&engine), "gamelan_engine_types_unserved 1");
+    assert_eq!(engine.task(&id).unwrap().status, TaskState::Pending);
+
+    engine.register(registration("late", 1)).unwrap();
+    let sink = RecordingSink::new();
+    engine.attach("late", 1, sink.clone()).unwrap();
+    let got = sink.take();
+    assert_eq!(
+        got.len(),
+        1,
+        "the waiting task goes to the executor that registered"
+    );
+    engine.sweep();
+    assert_eq!(unserved(&engine), "gamelan_engine_types_unserved 0");
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub(super) struct EngineMetrics {
     pub pending: Gauge,
     pub in_flight: Gauge,
     pub retained: Gauge,
+    pub types_unserved: Gauge,
 }
 
 /// Gauge values sampled from the engine state.
@@ -30,6 +31,7 @@ pub(super) struct GaugeSample {
     pub pending: u64,
     pub in_flight: u64,
     pub retained: u64,
+    pub types_unserved: u64,
 }
 
 impl EngineMetrics {
@@ -46,6 +48,7 @@ impl EngineMetrics {
         let pending = Gauge::default();
         let in_flight = Gauge::default();
         let retained = Gauge::default();
+        let types_unserved = Gauge::default();
         // prometheus-client appends `_total` to counter names.
         registry.register(
             "gamelan_engine_tasks_submitted",
@@ -102,6 +105,11 @@ impl EngineMetrics {
             "Finished tasks still queryable",
             retained.clone(),
         );
+        registry.register(
+            "gamelan_engine_types_unserved",
+            "Node types with queued tasks and no live executor that handles them",
+            types_unserved.clone(),
+        );
         Self {
             registry,
             submitted,
@@ -115,6 +123,7 @@ impl EngineMetrics {
             pending,
             in_flight,
             retained,
+            types_unserved,
         }
     }
 
@@ -127,6 +136,8 @@ impl EngineMetrics {
             .set(i64::try_from(sample.in_flight).unwrap_or(i64::MAX));
         self.retained
             .set(i64::try_from(sample.retained).unwrap_or(i64::MAX));
+        self.types_unserved
+            .set(i64::try_from(sample.types_unserved).unwrap_or(i64::MAX));
         let mut out = String::with_capacity(2048);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -148,6 +159,7 @@ mod tests {
             pending: 5,
             in_flight: 1,
             retained: 4,
+            types_unserved: 1,
         });
         for line in [
             "gamelan_engine_tasks_submitted_total 3",
@@ -161,6 +173,7 @@ mod tests {
             "gamelan_engine_tasks_in_flight 1",
             "gamelan_engine_tasks_forgotten_total 0",
             "gamelan_engine_tasks_retained 4",
+            "gamelan_engine_types_unserved 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

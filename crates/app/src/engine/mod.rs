@@ -43,6 +43,7 @@ mod state;
 mod store;
 mod sweep;
 pub mod testing;
+mod unserved;
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;

@@ -87,6 +87,8 @@ pub(super) struct Inner {
     /// Bumped per queued write, so an operation knows whether it must wait for a commit.
     pub writes: u64,
     pub shutting_down: bool,
+    /// Node types with queued tasks and no live executor for them (as of the last sweep).
+    pub unserved: std::collections::BTreeSet<String>,
     pub retry: RetryPolicy,
     pub ack_timeout: Duration,
     pub ids: Arc<IdGen>,
@@ -126,6 +128,7 @@ impl Inner {
             store: None,
             writes: 0,
             shutting_down: false,
+            unserved: std::collections::BTreeSet::new(),
             retry,
             ack_timeout,
             ids,
@@ -210,6 +213,7 @@ impl Inner {
             pending: self.queued + self.delayed_count,
             in_flight: self.in_flight,
             retained: self.feed.len() as u64,
+            types_unserved: self.unserved.len() as u64,
         }
     }
 

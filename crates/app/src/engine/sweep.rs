@@ -53,6 +53,7 @@ impl Inner {
 
         self.promote_due(now);
         self.pump_all(now, fx);
+        self.note_unserved();
     }
 }
 
