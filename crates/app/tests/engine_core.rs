@@ -1,6 +1,8 @@
 //! The reference engine driven through `EngineService` with a hand-moved clock and
 //! recording sinks: every wait is on a condition, never a sleep.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1090,6 +1092,7 @@ fn metrics_text_shows_the_engine_counters() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
+    common::assert_promtool_accepts(&text);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The executor's HTTP port: health probes and Prometheus metrics, checked with promtool.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,27 +96,7 @@ fn health_and_metrics_endpoints_serve_real_figures() {
     assert_eq!(get(addr, "/metrics").0, 200);
     assert_eq!(get(addr, "/nope").0, 404);
 
-    // promtool (Debian package `prometheus`, installed by .ci/run) must accept the output.
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool on PATH (apt-get install prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool rejected the metrics:\n{}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_promtool_accepts(&text);
     let _ = Arc::new(());
     h.shutdown();
 }

@@ -1,27 +1,27 @@
-//! Engine counters and gauges in Prometheus text form.
+//! Engine counters and gauges in the Prometheus text format (0.0.4), which `promtool check
+//! metrics` and every Prometheus server read; counters carry the `_total` suffix in their
+//! family name, as that format requires.
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus::core::Collector;
+use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
 
 /// Counters are bumped where things happen (atomics, cheap on the hot path); gauges are
 /// filled from the engine state when the text is rendered.
 #[derive(Debug)]
 pub(super) struct EngineMetrics {
     registry: Registry,
-    pub submitted: Counter,
-    pub completed: Counter,
-    pub failed: Counter,
-    pub redispatched: Counter,
-    pub duplicate: Counter,
-    pub stale: Counter,
-    pub forgotten: Counter,
-    pub executors_alive: Gauge,
-    pub pending: Gauge,
-    pub in_flight: Gauge,
-    pub retained: Gauge,
-    pub types_unserved: Gauge,
+    pub submitted: IntCounter,
+    pub completed: IntCounter,
+    pub failed: IntCounter,
+    pub redispatched: IntCounter,
+    pub duplicate: IntCounter,
+    pub stale: IntCounter,
+    pub forgotten: IntCounter,
+    pub executors_alive: IntGauge,
+    pub pending: IntGauge,
+    pub in_flight: IntGauge,
+    pub retained: IntGauge,
+    pub types_unserved: IntGauge,
 }
 
 /// Gauge values sampled from the engine state.
@@ -34,114 +34,89 @@ pub(super) struct GaugeSample {
     pub types_unserved: u64,
 }
 
+/// Registers one metric. The names are constants checked by the unit test below, so a
+/// failure is a programming error, never an input or network condition.
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("constant metric definitions are valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
 impl EngineMetrics {
     pub(super) fn new() -> Self {
-        let mut registry = Registry::default();
-        let submitted = Counter::default();
-        let completed = Counter::default();
-        let failed = Counter::default();
-        let redispatched = Counter::default();
-        let duplicate = Counter::default();
-        let stale = Counter::default();
-        let forgotten = Counter::default();
-        let executors_alive = Gauge::default();
-        let pending = Gauge::default();
-        let in_flight = Gauge::default();
-        let retained = Gauge::default();
-        let types_unserved = Gauge::default();
-        // prometheus-client appends `_total` to counter names.
-        registry.register(
-            "gamelan_engine_tasks_submitted",
-            "Tasks accepted by the engine",
-            submitted.clone(),
-        );
-        registry.register(
-            "gamelan_engine_tasks_completed",
-            "Tasks finished COMPLETED",
-            completed.clone(),
-        );
-        registry.register(
-            "gamelan_engine_tasks_failed",
-            "Tasks finished FAILED for good",
-            failed.clone(),
-        );
-        registry.register(
-            "gamelan_engine_tasks_redispatched",
-            "Attempts taken back from an executor (stream closed, executor dead, ack timeout, release)",
-            redispatched.clone(),
-        );
-        registry.register(
-            "gamelan_engine_results_duplicate",
-            "Results answered ALREADY_PROCESSED",
-            duplicate.clone(),
-        );
-        registry.register(
-            "gamelan_engine_results_stale",
-            "Results answered STALE (an older attempt)",
-            stale.clone(),
-        );
-        registry.register(
-            "gamelan_engine_tasks_forgotten",
-            "Finished tasks dropped by retention (age or count)",
-            forgotten.clone(),
-        );
-        registry.register(
-            "gamelan_engine_executors_alive",
-            "Registered executors with a recent heartbeat",
-            executors_alive.clone(),
-        );
-        registry.register(
-            "gamelan_engine_tasks_pending",
-            "Tasks queued or waiting for a retry delay",
-            pending.clone(),
-        );
-        registry.register(
-            "gamelan_engine_tasks_in_flight",
-            "Tasks assigned to an executor without a result yet",
-            in_flight.clone(),
-        );
-        registry.register(
-            "gamelan_engine_tasks_retained",
-            "Finished tasks still queryable",
-            retained.clone(),
-        );
-        registry.register(
-            "gamelan_engine_types_unserved",
-            "Node types with queued tasks and no live executor that handles them",
-            types_unserved.clone(),
-        );
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| registered(&registry, IntCounter::new(name, help));
+        let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help));
         Self {
+            submitted: counter(
+                "gamelan_engine_tasks_submitted_total",
+                "Tasks accepted by the engine",
+            ),
+            completed: counter(
+                "gamelan_engine_tasks_completed_total",
+                "Tasks finished COMPLETED",
+            ),
+            failed: counter(
+                "gamelan_engine_tasks_failed_total",
+                "Tasks finished FAILED for good",
+            ),
+            redispatched: counter(
+                "gamelan_engine_tasks_redispatched_total",
+                "Attempts taken back from an executor (stream closed, executor dead, ack timeout, release)",
+            ),
+            duplicate: counter(
+                "gamelan_engine_results_duplicate_total",
+                "Results answered ALREADY_PROCESSED",
+            ),
+            stale: counter(
+                "gamelan_engine_results_stale_total",
+                "Results answered STALE (an older attempt)",
+            ),
+            forgotten: counter(
+                "gamelan_engine_tasks_forgotten_total",
+                "Finished tasks dropped by retention (age or count)",
+            ),
+            executors_alive: gauge(
+                "gamelan_engine_executors_alive",
+                "Registered executors with a recent heartbeat",
+            ),
+            pending: gauge(
+                "gamelan_engine_tasks_pending",
+                "Tasks queued or waiting for a retry delay",
+            ),
+            in_flight: gauge(
+                "gamelan_engine_tasks_in_flight",
+                "Tasks assigned to an executor without a result yet",
+            ),
+            retained: gauge(
+                "gamelan_engine_tasks_retained",
+                "Finished tasks still queryable",
+            ),
+            types_unserved: gauge(
+                "gamelan_engine_types_unserved",
+                "Node types with queued tasks and no live executor that handles them",
+            ),
             registry,
-            submitted,
-            completed,
-            failed,
-            redispatched,
-            duplicate,
-            stale,
-            forgotten,
-            executors_alive,
-            pending,
-            in_flight,
-            retained,
-            types_unserved,
         }
     }
 
     pub(super) fn render(&self, sample: GaugeSample) -> String {
-        self.executors_alive
-            .set(i64::try_from(sample.executors_alive).unwrap_or(i64::MAX));
-        self.pending
-            .set(i64::try_from(sample.pending).unwrap_or(i64::MAX));
-        self.in_flight
-            .set(i64::try_from(sample.in_flight).unwrap_or(i64::MAX));
-        self.retained
-            .set(i64::try_from(sample.retained).unwrap_or(i64::MAX));
-        self.types_unserved
-            .set(i64::try_from(sample.types_unserved).unwrap_or(i64::MAX));
-        let mut out = String::with_capacity(2048);
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        let set = |g: &IntGauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        set(&self.executors_alive, sample.executors_alive);
+        set(&self.pending, sample.pending);
+        set(&self.in_flight, sample.in_flight);
+        set(&self.retained, sample.retained);
+        set(&self.types_unserved, sample.types_unserved);
+        let mut out = Vec::with_capacity(2048);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!(target: "gamelan.engine", "cannot render metrics: {e}");
+        }
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
