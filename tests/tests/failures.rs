@@ -161,6 +161,35 @@ fn gamelan_submit_exits_non_zero_when_tasks_fail() {
             "{}",
             bad_input.stderr
         );
+
+        // A type nobody serves: said before waiting, and the wait ends at the timeout.
+        let unserved = Process::run(
+            "submit",
+            &[
+                "submit",
+                "--engine",
+                &url,
+                "--type",
+                "nobody-serves-this",
+                "--timeout-secs",
+                "1",
+            ],
+            &[],
+            Duration::from_secs(30),
+        )?;
+        assert!(!unserved.status.success(), "{unserved:?}");
+        assert!(
+            unserved
+                .stderr
+                .contains("no live executor handles type 'nobody-serves-this'"),
+            "{}",
+            unserved.stderr
+        );
+        assert!(
+            !run.stderr.contains("no live executor"),
+            "a served type is not warned about: {}",
+            run.stderr
+        );
         Ok(())
     });
 }

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use gamelan_ports::{SubmitRequest, TaskView};
+use gamelan_ports::{ExecutorView, SubmitRequest, TaskView};
 use serde::Deserialize;
 
 use super::follow::{CompletionFeed, Summary, follow};
@@ -101,6 +101,35 @@ fn requests(opts: &SubmitOptions) -> anyhow::Result<Vec<SubmitRequest>> {
         .collect())
 }
 
+/// The requested types no live executor handles. The engine keeps such tasks queued until
+/// one registers, which from here looks like a progress bar that never moves; saying so up
+/// front tells the user what to start. Best effort: an engine that does not answer the
+/// executor list is left to the submission itself to report.
+fn unserved_types(http: &Http, requests: &[SubmitRequest]) -> Vec<String> {
+    let url = format!("{}/api/v1/executors", http.base);
+    let Ok(mut resp) = http.get(&url).call() else {
+        return Vec::new();
+    };
+    let Ok(executors) = resp.body_mut().read_json::<Vec<ExecutorView>>() else {
+        return Vec::new();
+    };
+    let mut types: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| r.node_type.as_deref().or(r.executor_type.as_deref()))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    types
+        .into_iter()
+        .filter(|t| {
+            !executors.iter().any(|e| {
+                e.alive && (e.executor_type == *t || e.supported_node_types.iter().any(|s| s == t))
+            })
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 pub fn run(opts: &SubmitOptions) -> anyhow::Result<Summary> {
     let all = requests(opts)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -116,6 +145,12 @@ pub fn run(opts: &SubmitOptions) -> anyhow::Result<Summary> {
         .next_page(u64::MAX, Duration::ZERO)
         .unwrap_or((Vec::new(), 0));
     let cursor = if cursor == u64::MAX { 0 } else { cursor };
+    for t in unserved_types(&http, &all) {
+        eprintln!(
+            "warning: no live executor handles type '{t}'; its tasks wait in the engine until one registers (list them: GET {}/api/v1/executors)",
+            http.base
+        );
+    }
     let started = Instant::now();
     let mut keys = Vec::with_capacity(all.len());
     for chunk in all.chunks(1000) {
