@@ -310,6 +310,30 @@ fn one_long_poll_waits_for_every_executor_of_the_runtime() {
     }
 }
 
+/// More executor types than one poll may name: each poll names a rotating window of them,
+/// so a task for any type is still received.
+#[test]
+fn a_runtime_with_more_types_than_one_poll_names_still_gets_every_task() {
+    let engine = FakeEngine::new();
+    let server = Server::start(engine.clone(), HttpServerSettings::default());
+    let mut settings = RestClientSettings::new(&server.url);
+    settings.request_timeout = Duration::from_secs(10);
+    settings.long_poll_wait = Duration::from_millis(50);
+    let t = RestTransport::new(settings).unwrap();
+    let registrations: Vec<Registration> = (0..300)
+        .map(|i| registration(&format!("rt-{i}"), &format!("type-{i}")))
+        .collect();
+    t.register(&registrations).unwrap();
+    engine.enqueue(Task::new("far", "n", "type-299", 1));
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.is_empty() && Instant::now() < deadline {
+        got = tasks(t.receive(10, Duration::from_millis(50)).unwrap());
+    }
+    assert_eq!(got.len(), 1, "the task for the 300th type never arrived");
+    assert_eq!(got[0].run_id, "far");
+}
+
 #[test]
 fn a_poll_over_several_executors_registers_them_again_after_an_engine_restart() {
     let engine = FakeEngine::new();

@@ -26,6 +26,9 @@ use crate::wire::{ExecutorInfo, HeartbeatBody, Outcome, ResultAnswer};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_LONG_POLL_WAIT: Duration = Duration::from_secs(1);
 
+/// Most executor ids one poll names (the engine refuses more).
+const MAX_EXECUTORS_PER_POLL: usize = 256;
+
 /// Idle keep-alive connections kept to the engine: the runtime's intake, reporter and
 /// heartbeat threads each hold one while they talk.
 const IDLE_CONNECTIONS: usize = 16;
@@ -485,11 +488,13 @@ impl EngineTransport for RestTransport {
             tasks.into_iter().map(|t| PolledTask::new(id, t)).collect()
         } else {
             // One poll for all of them, starting at a rotating one so none goes first
-            // every time when there is more work than `max`.
+            // every time when there is more work than `max` (and, beyond what one poll may
+            // name, so every executor is covered over successive polls).
             let start = self.next.fetch_add(1, Ordering::Relaxed) % endpoints.len();
             let ids: Vec<&str> = endpoints[start..]
                 .iter()
                 .chain(&endpoints[..start])
+                .take(MAX_EXECUTORS_PER_POLL)
                 .map(|e| e.registration.executor_id.as_str())
                 .collect();
             self.poll_many(&ids, &endpoints, max, long)?
