@@ -23,19 +23,17 @@ impl Inner {
             {
                 continue;
             }
-            // The queue may hold entries of tasks that already moved on; count real ones.
-            let waiting = queue
-                .tasks
-                .iter()
-                .filter(|&&slot| {
-                    let rec = &self.records[slot];
-                    matches!(rec.phase, Phase::Queued) && rec.task.node_type == *node_type
-                })
-                .count();
-            if waiting == 0 {
+            // The queue may hold entries of tasks that already moved on; only real ones
+            // count. Under the engine's lock, so the full count is taken only to warn.
+            let is_waiting = |slot: &usize| {
+                let rec = &self.records[*slot];
+                matches!(rec.phase, Phase::Queued) && rec.task.node_type == *node_type
+            };
+            if !queue.tasks.iter().any(is_waiting) {
                 continue;
             }
             if !self.unserved.contains(node_type) {
+                let waiting = queue.tasks.iter().filter(|s| is_waiting(s)).count();
                 log::warn!(
                     target: "gamelan.engine",
                     "{waiting} task(s) of type '{node_type}' are queued and no live executor handles that type; they wait until one registers or comes back"
