@@ -320,12 +320,22 @@ impl Shared {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<(Arc<str>, Task)>, EngineError> {
-        #[derive(Debug)]
         struct Covered {
             slot: usize,
             generation: u64,
             demand: usize,
             handed: usize,
+        }
+        /// Still the executor the poll registered with (not one registered since under the
+        /// same id).
+        fn entry<'a>(
+            executors: &'a mut [Option<ExecutorEntry>],
+            c: &Covered,
+        ) -> Option<&'a mut ExecutorEntry> {
+            executors
+                .get_mut(c.slot)
+                .and_then(Option::as_mut)
+                .filter(|e| e.generation == c.generation)
         }
         let deadline = Instant::now() + wait;
         let mut inner = self.lock();
@@ -400,29 +410,25 @@ impl Shared {
             let Inner {
                 executors, records, ..
             } = &mut *inner;
-            // In the order the caller gave, so its rotation decides who goes first.
-            let mut ours: Vec<(&mut Covered, &mut ExecutorEntry)> = Vec::new();
-            let mut entries: Vec<Option<&mut ExecutorEntry>> =
-                executors.iter_mut().map(Option::as_mut).collect();
-            for c in &mut covered {
-                let Some(e) = entries.get_mut(c.slot).and_then(Option::take) else {
-                    continue;
-                };
-                if c.generation == e.generation {
+            for c in &covered {
+                if let Some(e) = entry(executors, c) {
                     e.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
                     e.poll_demand = e.poll_demand.saturating_sub(c.demand);
-                    ours.push((c, e));
                 }
             }
             if vanished.is_none() {
-                // Round-robin, so one busy executor type cannot starve the others.
+                // Round-robin in the order the caller gave (its rotation decides who goes
+                // first), so one busy executor type cannot starve the others.
                 let mut progress = true;
                 while progress && handed.len() < max {
                     progress = false;
-                    for (c, e) in &mut ours {
+                    for c in &mut covered {
                         if handed.len() == max || c.handed == c.demand {
                             continue;
                         }
+                        let Some(e) = entry(executors, c) else {
+                            continue;
+                        };
                         let Some(k) = e.mailbox.pop_front() else {
                             continue;
                         };
@@ -437,10 +443,12 @@ impl Shared {
                     }
                 }
             }
-            for (_, e) in &ours {
-                // More in the mailbox than the polls still waiting asked for.
-                let excess = e.mailbox.len().saturating_sub(e.poll_demand);
-                leftover.extend(e.mailbox.iter().rev().take(excess).copied());
+            for c in &covered {
+                if let Some(e) = entry(executors, c) {
+                    // More in the mailbox than the polls still waiting asked for.
+                    let excess = e.mailbox.len().saturating_sub(e.poll_demand);
+                    leftover.extend(e.mailbox.iter().rev().take(excess).copied());
+                }
             }
         }
         if leftover.is_empty() {
