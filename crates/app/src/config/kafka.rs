@@ -78,6 +78,11 @@ impl KafkaProperties {
         self.0.get(key).map(String::as_str)
     }
 
+    /// The owned pairs the Kafka adapter's settings take.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.0.insert(key.into(), value.into());
     }

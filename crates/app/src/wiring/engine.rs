@@ -206,11 +206,7 @@ pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEng
                 topics: crate::wiring::executor::kafka_topics(&k.topics),
                 partitions: k.partitions,
                 replication_factor: k.replication_factor,
-                properties: k
-                    .properties
-                    .iter()
-                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                    .collect(),
+                properties: k.properties.to_pairs(),
                 ..gamelan_kafka::KafkaEngineSettings::default()
             };
             let service: Arc<dyn EngineService> = Arc::clone(&engine) as Arc<dyn EngineService>;

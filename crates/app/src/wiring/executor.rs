@@ -210,11 +210,7 @@ fn kafka(cfg: &ExecutorConfig) -> Result<Arc<dyn EngineTransport>, WiringError> 
         topics: kafka_topics(&k.topics),
         partitions: k.partitions,
         replication_factor: k.replication_factor,
-        properties: k
-            .properties
-            .iter()
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            .collect(),
+        properties: k.properties.to_pairs(),
         request_timeout: cfg
             .engine
             .request_timeout
