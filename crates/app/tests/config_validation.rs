@@ -291,7 +291,7 @@ fn defaults_are_valid_and_documented_values() {
     assert_eq!(c.jwt.expiry, std::time::Duration::from_secs(300));
     assert!(!c.jwt.enabled);
     assert_eq!(c.http.port, 8080);
-    assert_eq!(c.kafka.topics.tasks, "workflow-tasks");
+    assert_eq!(c.kafka.topics.tasks_prefix, "workflow-tasks");
     assert_eq!(c.kafka.topics.dlq, "workflow-dlq");
     assert_eq!(c.result.batch_timeout, std::time::Duration::ZERO);
     assert_eq!(c.retry_policy().max_attempts, 3);

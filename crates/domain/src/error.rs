@@ -18,6 +18,8 @@ pub mod codes {
     pub const RETRIES_EXHAUSTED: &str = "RETRIES_EXHAUSTED";
     /// The task message itself was unusable.
     pub const INVALID_TASK: &str = "INVALID_TASK";
+    /// The result was larger than the transport can carry; it was replaced by this failure.
+    pub const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
 }
 
 /// The failure of one execution, as a [`WorkflowExecutor`](../../gamelan_ports) returns it or

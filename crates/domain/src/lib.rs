@@ -5,6 +5,7 @@
 //! what lets the policies below be property-tested and shared by the executor runtime and the
 //! reference engine alike.
 
+pub mod backoff;
 pub mod balancer;
 pub mod batch;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod retry;
 pub mod state;
 pub mod task;
 
+pub use backoff::Backoff;
 pub use balancer::{Balancer, Candidate};
 pub use batch::{BatchPolicy, Batcher};
 pub use error::{ExecutionError, codes};

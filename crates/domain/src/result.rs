@@ -219,6 +219,26 @@ impl TaskResult {
     pub fn is_completed(&self) -> bool {
         self.status == ResultStatus::Completed
     }
+
+    /// The FAILED `RESULT_TOO_LARGE` result that replaces this one when the transport cannot
+    /// carry it (`why` says how large it was and what the limit is). Sending the original
+    /// would fail on every resend and block the outbox behind it for good; the replacement
+    /// keeps the task's identity, so the engine learns what happened.
+    #[must_use]
+    pub fn too_large(&self, why: impl Into<String>) -> Self {
+        Self {
+            task_id: self.task_id.clone(),
+            run_id: self.run_id.clone(),
+            node_id: self.node_id.clone(),
+            attempt: self.attempt,
+            execution_token: self.execution_token.clone(),
+            status: ResultStatus::Failed,
+            output: JsonObject::new(),
+            error: Some(ErrorInfo::new(crate::codes::RESULT_TOO_LARGE, why)),
+            completed_at_ms: self.completed_at_ms,
+            tenant_id: self.tenant_id.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +257,33 @@ mod tests {
         let bad = TaskResult::failed(&task(), ErrorInfo::new("X", "boom"), 5);
         assert_eq!(bad.status(), ResultStatus::Failed);
         assert_eq!(bad.error().map(|e| e.code.as_str()), Some("X"));
+    }
+
+    #[test]
+    fn an_oversized_result_is_replaced_by_a_failure_with_the_same_identity() {
+        let mut output = JsonObject::new();
+        output.insert("blob".into(), "x".repeat(64).into());
+        let big = TaskResult::completed(&task(), output, 5);
+        let small = big.too_large("result of 80 bytes exceeds the 10 byte limit");
+        assert_eq!(small.status(), ResultStatus::Failed);
+        assert!(small.output().is_empty());
+        let err = small.error().unwrap();
+        assert_eq!(err.code, crate::codes::RESULT_TOO_LARGE);
+        assert!(err.message.contains("80 bytes"), "{}", err.message);
+        assert_eq!(
+            (
+                small.task_id(),
+                small.attempt(),
+                small.execution_token(),
+                small.completed_at_ms()
+            ),
+            (
+                big.task_id(),
+                big.attempt(),
+                big.execution_token(),
+                big.completed_at_ms()
+            )
+        );
     }
 
     #[test]

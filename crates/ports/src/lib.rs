@@ -10,6 +10,8 @@ pub mod clock;
 pub mod engine;
 pub mod executor;
 pub mod metrics;
+pub mod sync;
+pub mod topics;
 pub mod transport;
 
 pub use auth::{AllowAll, AuthError, NoToken, TokenSource, TokenVerifier};

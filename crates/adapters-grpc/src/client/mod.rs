@@ -19,10 +19,11 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gamelan_domain::{Task, TaskResult};
+use gamelan_ports::sync::lock;
 use gamelan_ports::{
     EngineTransport, HealthStatus, Heartbeat, Inbound, Registration, ReportOutcome, TokenSource,
     TransportError,
@@ -49,8 +50,7 @@ use inbox::Inbox;
 use push_server::{PushConfig, PushServer};
 use verdicts::Verdicts;
 
-/// Error code of the FAILED result sent in place of one too large for the wire.
-pub const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
+pub use gamelan_domain::codes::RESULT_TOO_LARGE;
 
 /// Room for the gRPC frame and the `ExecutorMessage` wrapper around a result.
 const FRAME_OVERHEAD: usize = 64;
@@ -69,10 +69,6 @@ struct Connection {
     lost: Mutex<Option<TransportError>>,
     pulling: Mutex<HashSet<String>>,
     tasks: Mutex<Vec<AbortHandle>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Connection {
@@ -459,26 +455,19 @@ impl GrpcTransport {
 
     /// A result too large for one message would break the stream on every resend: it goes
     /// out as a FAILED result instead, so the engine learns what happened.
-    fn fit(&self, mut result: pb::TaskResult) -> pb::TaskResult {
-        let len = result.encoded_len();
-        if len + FRAME_OVERHEAD <= self.settings.max_message_size {
-            return result;
+    fn fit(&self, result: &TaskResult) -> pb::TaskResult {
+        let message = result_to_proto(result);
+        let len = message.encoded_len();
+        let limit = self.settings.max_message_size;
+        if len + FRAME_OVERHEAD <= limit {
+            return message;
         }
         log::error!(target: "gamelan.executor.error",
-            "result of task {} is {len} bytes, over the {} byte message limit: reporting it as FAILED",
-            result.task_id, self.settings.max_message_size);
-        result.status = pb::TaskStatus::Failed as i32;
-        result.output = None;
-        result.error = Some(pb::ErrorInfo {
-            code: RESULT_TOO_LARGE.to_owned(),
-            message: format!(
-                "result of {len} bytes exceeds the {} byte gRPC message limit",
-                self.settings.max_message_size
-            ),
-            stack_trace: String::new(),
-            context: None,
-        });
-        result
+            "result of task {} is {len} bytes, over the {limit} byte message limit: reporting it as FAILED",
+            message.task_id);
+        result_to_proto(&result.too_large(format!(
+            "result of {len} bytes exceeds the {limit} byte gRPC message limit"
+        )))
     }
 
     fn report_on_stream(
@@ -486,10 +475,7 @@ impl GrpcTransport {
         conn: &Connection,
         results: &[TaskResult],
     ) -> Result<Vec<ReportOutcome>, TransportError> {
-        let messages: Vec<pb::TaskResult> = results
-            .iter()
-            .map(|r| self.fit(result_to_proto(r)))
-            .collect();
+        let messages: Vec<pb::TaskResult> = results.iter().map(|r| self.fit(r)).collect();
         let ticket = conn
             .verdicts
             .expect(messages.iter().map(|m| (m.task_id.clone(), m.attempt)))?;
@@ -513,10 +499,7 @@ impl GrpcTransport {
         results: &[TaskResult],
     ) -> Result<Vec<ReportOutcome>, TransportError> {
         let timeout = self.settings.request_timeout;
-        let messages: Vec<pb::TaskResult> = results
-            .iter()
-            .map(|r| self.fit(result_to_proto(r)))
-            .collect();
+        let messages: Vec<pb::TaskResult> = results.iter().map(|r| self.fit(r)).collect();
         let accept = ReportOutcome::Accepted(gamelan_domain::Acceptance::Accept);
         match self.call(conn, send_results(conn.client.clone(), messages, timeout)) {
             Ok(()) => Ok(vec![accept; results.len()]),
@@ -528,7 +511,7 @@ impl GrpcTransport {
             Err(TransportError::Rejected(_)) => results
                 .iter()
                 .map(|r| {
-                    let one = vec![self.fit(result_to_proto(r))];
+                    let one = vec![self.fit(r)];
                     match self.call(conn, send_results(conn.client.clone(), one, timeout)) {
                         Ok(()) => Ok(accept.clone()),
                         Err(TransportError::Rejected(why)) => Ok(ReportOutcome::Rejected(why)),

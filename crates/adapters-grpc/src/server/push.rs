@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use gamelan_domain::Task;
+use gamelan_domain::{Backoff, Task};
 use gamelan_ports::{EngineService, StreamId, TaskSink};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tonic::Status;
@@ -171,7 +171,7 @@ impl PushDispatch {
         mut client: ExecutorClient<Channel>,
         task: Arc<Task>,
     ) {
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         loop {
             let mut request = tonic::Request::new(task_to_execution_request(&task));
             request.set_timeout(self.settings.request_timeout);
@@ -203,8 +203,7 @@ impl PushDispatch {
             if !self.is_current(&executor_id, stream) {
                 return;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gamelan_domain::TaskResult;
+use gamelan_domain::{Backoff, TaskResult};
 use gamelan_ports::{EngineError, EngineService, StreamId};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -212,7 +212,7 @@ impl Shared {
 
     fn run(&self, consumer: &BaseConsumer, stop: &Receiver<()>) {
         let topics = &self.settings.topics;
-        let mut backoff = BACKOFF_START;
+        let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
         loop {
             if self.stopping() {
                 return;
@@ -234,12 +234,12 @@ impl Shared {
             match ready {
                 Ok(()) => break,
                 Err(e) => {
-                    log::error!(target: "gamelan.engine", "Kafka bridge not ready: {e}; retrying in {backoff:?}");
+                    let wait = backoff.next_delay();
+                    log::error!(target: "gamelan.engine", "Kafka bridge not ready: {e}; retrying in {wait:?}");
                     self.set_error(Some(e.to_string()));
-                    if self.pause(stop, backoff) {
+                    if self.pause(stop, wait) {
                         return;
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }
@@ -326,7 +326,7 @@ impl Shared {
     ) -> bool {
         let mut batch = results;
         let mut indices: Vec<usize> = result_msgs.to_vec();
-        let mut backoff = BACKOFF_START;
+        let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
         loop {
             let answers = self.engine.report(batch);
             let mut again = Vec::new();
@@ -344,11 +344,11 @@ impl Shared {
             if again.is_empty() {
                 return true;
             }
-            log::warn!(target: "gamelan.engine", "engine could not take {} Kafka result(s) yet; retrying in {backoff:?}", again.len());
-            if self.pause(stop, backoff) {
+            let wait = backoff.next_delay();
+            log::warn!(target: "gamelan.engine", "engine could not take {} Kafka result(s) yet; retrying in {wait:?}", again.len());
+            if self.pause(stop, wait) {
                 return false;
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
             // Decoded again from the messages kept for this, instead of cloning every result.
             batch = again
                 .iter()

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use gamelan_domain::{Acceptance, ErrorInfo, ExecutorMetadata, Task, TaskResult};
+use gamelan_domain::{Acceptance, ExecutorMetadata, Task, TaskResult};
 use gamelan_ports::{
     EngineTransport, Heartbeat, Inbound, Registration, ReportOutcome, TransportError,
 };
@@ -33,8 +33,7 @@ use crate::error::KafkaError;
 use crate::messages::{ExecutorRecord, encode_result, time};
 use crate::settings::KafkaClientSettings;
 
-/// Error code of the FAILED result that replaces one too large for the broker.
-pub const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
+pub use gamelan_domain::codes::RESULT_TOO_LARGE;
 
 /// How long a full producer queue is waited out before a send gives up.
 const QUEUE_FULL_POLL: Duration = Duration::from_millis(5);
@@ -395,22 +394,6 @@ fn send(
     }
 }
 
-/// A FAILED stand-in for a result the broker would refuse as too large.
-fn too_large(r: &TaskResult, len: usize) -> TaskResult {
-    let mut task = Task::new(r.run_id(), r.node_id(), "", r.attempt());
-    r.task_id().clone_into(&mut task.task_id);
-    r.execution_token().clone_into(&mut task.execution_token);
-    r.tenant_id().clone_into(&mut task.tenant_id);
-    TaskResult::failed(
-        &task,
-        ErrorInfo::new(
-            RESULT_TOO_LARGE,
-            format!("result of {len} bytes is larger than the broker accepts"),
-        ),
-        r.completed_at_ms(),
-    )
-}
-
 impl EngineTransport for KafkaTransport {
     fn name(&self) -> &'static str {
         "kafka"
@@ -568,7 +551,10 @@ impl EngineTransport for KafkaTransport {
                     let len = buf.len();
                     log::error!(target: "gamelan.executor.error", "result for {} ({len} bytes) is too large for the broker; reporting {RESULT_TOO_LARGE}", r.task_id());
                     let mut small = Vec::with_capacity(256);
-                    encode_result(&too_large(r, len), &mut small);
+                    let replacement = r.too_large(format!(
+                        "result of {len} bytes is larger than the broker accepts"
+                    ));
+                    encode_result(&replacement, &mut small);
                     let record = BaseRecord::with_opaque_to(topic, opaque())
                         .key(r.run_id().as_bytes())
                         .payload(small.as_slice());

@@ -15,6 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use gamelan_ports::domain::{Task, TaskResult};
+use gamelan_ports::sync::lock;
 use gamelan_ports::{
     EngineTransport, Heartbeat, Inbound, NoToken, PolledTask, Registration, ReportOutcome,
     TokenSource, TransportError,
@@ -100,10 +101,6 @@ impl std::fmt::Debug for RestTransport {
             .field("engine", &self.base.as_str())
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl RestTransport {

@@ -39,30 +39,7 @@ impl Default for KafkaSettings {
     }
 }
 
-/// Topic names (DESIGN.md section 4), each configurable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaTopics {
-    pub tasks: String,
-    pub results: String,
-    pub registrations: String,
-    pub heartbeats: String,
-    pub unregistrations: String,
-    /// Dead letters: messages that cannot be parsed or processed.
-    pub dlq: String,
-}
-
-impl Default for KafkaTopics {
-    fn default() -> Self {
-        Self {
-            tasks: "workflow-tasks".into(),
-            results: "workflow-results".into(),
-            registrations: "executor-registrations".into(),
-            heartbeats: "executor-heartbeats".into(),
-            unregistrations: "executor-unregistrations".into(),
-            dlq: "workflow-dlq".into(),
-        }
-    }
-}
+pub use gamelan_ports::topics::KafkaTopics;
 
 /// Pass-through client properties. `Debug` masks the sensitive ones (passwords, JAAS
 /// configuration, keys); [`KafkaProperties::iter`] gives the real values to the client.
@@ -159,8 +136,8 @@ pub(crate) fn keys<C: HasKafka>(prefix: &str) -> Vec<Key<C>> {
         ),
         Key::new(
             k(TYPED[2]),
-            |c: &mut C, v| topic(c, |t| &mut t.tasks, v),
-            |c| Some(c.kafka().topics.tasks.clone()),
+            |c: &mut C, v| topic(c, |t| &mut t.tasks_prefix, v),
+            |c| Some(c.kafka().topics.tasks_prefix.clone()),
         ),
         Key::new(
             k(TYPED[3]),

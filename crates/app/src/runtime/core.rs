@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,9 +24,7 @@ use super::supervisor::{self, SupervisorMsg};
 use super::{RuntimeError, RuntimeSettings, intake};
 use crate::observability::{HealthSource, HttpServer, RuntimeMetrics};
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use gamelan_ports::sync::lock;
 
 /// One transport and the executors reached through it.
 pub(crate) struct Route {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use gamelan_domain::{ErrorInfo, ExecutionError, RuntimeEvent, Task, TaskResult, codes};
+use gamelan_domain::{Backoff, ErrorInfo, ExecutionError, RuntimeEvent, Task, TaskResult, codes};
 use gamelan_ports::{Inbound, MetricsSink, TransportError};
 
 use super::core::Core;
@@ -30,7 +30,7 @@ fn run(core: &Arc<Core>, route: usize) {
     // Tasks received but refused by a pool that filled up meanwhile (another transport won
     // the race): held here and offered again before asking the engine for more.
     let mut held: VecDeque<Job> = VecDeque::new();
-    let mut error_backoff = Duration::from_millis(50);
+    let mut error_backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
     while !core.stopping.load(Ordering::Acquire) {
         if !r.connected.load(Ordering::Acquire) {
             // The supervisor reconnects; check again shortly (bounded so shutdown is seen).
@@ -60,7 +60,7 @@ fn run(core: &Arc<Core>, route: usize) {
         };
         match r.transport.receive(credit, wait_now) {
             Ok(messages) => {
-                error_backoff = Duration::from_millis(50);
+                error_backoff.reset();
                 let now = Instant::now();
                 for m in messages {
                     match m {
@@ -77,8 +77,7 @@ fn run(core: &Arc<Core>, route: usize) {
             Err(e) if e.is_connection_loss() => core.connection_lost(route, &e),
             Err(e) => {
                 log::warn!(target: "gamelan.executor.error", "receiving tasks failed: {e}");
-                thread::park_timeout(error_backoff);
-                error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+                thread::park_timeout(error_backoff.next_delay());
             }
         }
     }

@@ -10,12 +10,13 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use gamelan_domain::{ExecutionError, ExecutorMetadata, RetryPolicy, Task, TaskResult};
+use gamelan_ports::sync::lock;
 use gamelan_ports::{CancellationToken, Clock, ExecutionContext, WorkflowExecutor};
 
 use super::timer::DelayQueue;
@@ -141,12 +142,6 @@ struct Shared {
     on_finish: FinishHook,
     clock: Arc<dyn Clock>,
     random: RandomState,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic never happens while these locks are held (executors run outside them), so a
-    // poisoned lock still guards consistent data.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Why a task was not admitted; the task comes back so nothing is lost.

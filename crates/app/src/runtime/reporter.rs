@@ -9,7 +9,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
-use gamelan_domain::{BatchPolicy, Batcher, TaskResult};
+use gamelan_domain::{Backoff, BatchPolicy, Batcher, TaskResult};
 use gamelan_ports::{EngineTransport, ReportOutcome, TransportError};
 
 /// What the reporter tells the rest of the runtime.
@@ -60,7 +60,7 @@ impl Reporter {
             batcher: Batcher::new(policy),
             outbox: VecDeque::new(),
             retry_at: None,
-            backoff: RETRY_INITIAL,
+            backoff: Backoff::new(RETRY_INITIAL, RETRY_MAX),
             unconfirmed: Arc::clone(&unconfirmed),
         };
         let thread = thread::Builder::new()
@@ -131,7 +131,7 @@ struct Worker {
     /// Sent (or attempted) and not answered: resent first, in order.
     outbox: VecDeque<TaskResult>,
     retry_at: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
     unconfirmed: Arc<AtomicUsize>,
 }
 
@@ -236,7 +236,7 @@ impl Worker {
                 self.unconfirmed.fetch_sub(answered, Ordering::AcqRel);
                 self.events.confirmed(answered);
                 self.retry_at = None;
-                self.backoff = RETRY_INITIAL;
+                self.backoff.reset();
                 answered > 0
             }
             Err(e) => {
@@ -244,8 +244,7 @@ impl Worker {
                 if e.is_connection_loss() {
                     self.events.connection_lost(self.route, &e);
                 }
-                self.retry_at = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(RETRY_MAX);
+                self.retry_at = Some(Instant::now() + self.backoff.next_delay());
                 false
             }
         }

@@ -9,7 +9,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, unbounded};
-use gamelan_domain::{RuntimeEvent, RuntimeState};
+use gamelan_domain::{Backoff, RuntimeEvent, RuntimeState};
 use gamelan_ports::{HealthStatus, Heartbeat, TransportError};
 
 use super::core::{Core, lock};
@@ -29,7 +29,7 @@ pub(crate) fn start(core: &Arc<Core>) -> io::Result<JoinHandle<()>> {
             let mut s = Supervisor {
                 core: &core,
                 ever_connected: false,
-                backoff: core.settings.reconnect_initial,
+                backoff: Backoff::new(core.settings.reconnect_initial, core.settings.reconnect_max),
                 next_attempt: Instant::now(),
                 next_heartbeat: Instant::now() + core.settings.heartbeat_interval,
             };
@@ -62,7 +62,7 @@ pub(crate) fn start(core: &Arc<Core>) -> io::Result<JoinHandle<()>> {
 struct Supervisor<'a> {
     core: &'a Arc<Core>,
     ever_connected: bool,
-    backoff: Duration,
+    backoff: Backoff,
     next_attempt: Instant,
     next_heartbeat: Instant,
 }
@@ -93,12 +93,12 @@ impl Supervisor<'_> {
                 }
                 Err(e) => {
                     all_ok = false;
-                    log_failure(r.transport.name(), &e, self.backoff);
+                    log_failure(r.transport.name(), &e, self.backoff.peek());
                 }
             }
         }
         if all_ok {
-            self.backoff = core.settings.reconnect_initial;
+            self.backoff.reset();
             if core.state() == RuntimeState::Failed {
                 core.apply(RuntimeEvent::Reconnected);
             } else if !self.ever_connected {
@@ -111,8 +111,7 @@ impl Supervisor<'_> {
             if !self.ever_connected {
                 core.apply(RuntimeEvent::ConnectionLost);
             }
-            self.next_attempt = Instant::now() + self.backoff;
-            self.backoff = (self.backoff * 2).min(core.settings.reconnect_max);
+            self.next_attempt = Instant::now() + self.backoff.next_delay();
         }
     }
 

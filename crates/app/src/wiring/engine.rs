@@ -203,7 +203,7 @@ pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEng
                     .group_id
                     .clone()
                     .unwrap_or_else(|| "gamelan-engine".into()),
-                topics: crate::wiring::executor::kafka_topics(&k.topics),
+                topics: k.topics.clone(),
                 partitions: k.partitions,
                 replication_factor: k.replication_factor,
                 properties: k.properties.to_pairs(),

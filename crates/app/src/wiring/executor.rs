@@ -207,7 +207,7 @@ fn kafka(cfg: &ExecutorConfig) -> Result<Arc<dyn EngineTransport>, WiringError> 
     let settings = gamelan_kafka::KafkaClientSettings {
         bootstrap_servers: k.bootstrap_servers.clone(),
         group_id: k.group_id.clone(),
-        topics: kafka_topics(&k.topics),
+        topics: k.topics.clone(),
         partitions: k.partitions,
         replication_factor: k.replication_factor,
         properties: k.properties.to_pairs(),
@@ -219,19 +219,6 @@ fn kafka(cfg: &ExecutorConfig) -> Result<Arc<dyn EngineTransport>, WiringError> 
         ..gamelan_kafka::KafkaClientSettings::default()
     };
     Ok(Arc::new(gamelan_kafka::KafkaTransport::new(settings)))
-}
-
-/// Topic names from the configuration, in the adapter's form.
-#[cfg(feature = "kafka")]
-pub(crate) fn kafka_topics(t: &crate::config::KafkaTopics) -> gamelan_kafka::KafkaTopics {
-    gamelan_kafka::KafkaTopics {
-        tasks_prefix: t.tasks.clone(),
-        results: t.results.clone(),
-        registrations: t.registrations.clone(),
-        heartbeats: t.heartbeats.clone(),
-        unregistrations: t.unregistrations.clone(),
-        dlq: t.dlq.clone(),
-    }
 }
 
 #[cfg(not(feature = "kafka"))]

@@ -1,9 +1,10 @@
 //! Property tests for the pure domain.
 //!
 //! Each module checks one component against a reference model written from the
-//! specification (issue 2, DESIGN.md section 4), not from the implementation, so that a
-//! change in behaviour shows up as a disagreement between the two.
+//! specification (the rules in docs/PROTOCOL.md and docs/ARCHITECTURE.md), not from the
+//! implementation, so that a change in behaviour shows up as a disagreement between the two.
 
+mod backoff;
 mod balancer;
 mod batch;
 mod intake;
