@@ -79,8 +79,9 @@ start_pair() {
         "$bin" engine --ephemeral --port "$engine_port" >"$work/$name-engine.log" 2>&1 &
     pids+=($!)
     engine_url="http://127.0.0.1:$engine_port"
+    # Runtime id host-1: the spec's examples name its executors (host-1-calculate-tax, ...).
     env "$@" GAMELAN_EXECUTOR_ENGINE_URL="$engine_url" GAMELAN_EXECUTOR_HTTP_PORT="$executor_port" \
-        "$bin" executor >"$work/$name-executor.log" 2>&1 &
+        GAMELAN_EXECUTOR_RUNTIME_EXECUTOR_ID=host-1 "$bin" executor >"$work/$name-executor.log" 2>&1 &
     pids+=($!)
 }
 

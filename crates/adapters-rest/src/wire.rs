@@ -303,6 +303,13 @@ mod tests {
         let e = info(r#"{"executorId":" ","executorType":"t","communicationType":"REST"}"#)
             .unwrap_err();
         assert_eq!(e.field, "executorId");
+        for id in ["host 1", ".hidden", "a/b", "ex%41", "caf\u{e9}"] {
+            let e = info(&format!(
+                r#"{{"executorId":"{id}","executorType":"t","communicationType":"REST"}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(e.field, "executorId", "{id}");
+        }
         let e = info(r#"{"executorId":"e","executorType":"t","communicationType":"UNSPECIFIED"}"#)
             .unwrap_err();
         assert_eq!(e.field, "communicationType");
@@ -316,6 +323,17 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "maxConcurrentTasks");
+    }
+
+    #[test]
+    fn url_safe_ids_and_any_metadata_key_are_accepted() {
+        let r = info(
+            r#"{"executorId":"Host-1.echo_~2","executorType":" t ","communicationType":"rest",
+               "metadata":{" ":"blank key"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.executor_id, "Host-1.echo_~2");
+        assert_eq!(r.attributes.get(" ").map(String::as_str), Some("blank key"));
     }
 
     #[test]

@@ -124,14 +124,16 @@ pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErr
 pub(crate) fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
     serde_path_to_error::deserialize(value)
         .map(|Object(v)| v)
-        .map_err(|e| describe(&e.path().to_string(), e.inner()))
+        .map_err(|e| describe(&e.path().to_string(), e.inner(), "element"))
 }
 
 fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();
     let inner = e.into_inner();
     match inner.classify() {
-        Category::Data => ApiError::bad_request("invalid_field", describe(&path, &inner)),
+        Category::Data => {
+            ApiError::bad_request("invalid_field", describe(&path, &inner, "request body"))
+        }
         Category::Io | Category::Syntax | Category::Eof => ApiError::bad_request(
             "malformed_json",
             format!("request body is not valid JSON: {inner}"),
@@ -139,9 +141,10 @@ fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
-fn describe(path: &str, inner: &serde_json::Error) -> String {
+/// Names the field at `path`, or `whole` when the value itself has the wrong shape.
+fn describe(path: &str, inner: &serde_json::Error, whole: &str) -> String {
     if path == "." || path.is_empty() {
-        inner.to_string()
+        format!("{whole}: {inner}")
     } else {
         format!("field '{path}': {inner}")
     }
