@@ -125,7 +125,10 @@ impl ExecutorInfo {
 /// do not start with `.`, so no id is a dot segment.
 fn check_executor_id(id: &str) -> Result<(), FieldError> {
     if id.is_empty() {
-        return Err(FieldError::new("executorId", "is required and must not be blank"));
+        return Err(FieldError::new(
+            "executorId",
+            "is required and must not be blank",
+        ));
     }
     if id.starts_with('.') {
         return Err(FieldError::new("executorId", "must not start with '.'"));

@@ -480,7 +480,12 @@ const EDGES: &[Edge] = &[
         r#"{"executorId":"h","executorType":"echo","communicationType":"REST","supportedNodeTypes":["\u2003"]}"#,
         Some("supportedNodeTypes"),
     ),
-    body(REGISTER, REGISTER, r#"["h","echo","REST"]"#, Some("request body")),
+    body(
+        REGISTER,
+        REGISTER,
+        r#"["h","echo","REST"]"#,
+        Some("request body"),
+    ),
     // Heartbeats: the largest counters; beyond them, and an array for the object.
     body(
         HEARTBEAT,
@@ -554,7 +559,10 @@ const EDGES: &[Edge] = &[
     query(
         POLL_MANY,
         POLL_MANY,
-        &[("executorIds", " exec-1 ,exec-2"), ("max", "18446744073709551615")],
+        &[
+            ("executorIds", " exec-1 ,exec-2"),
+            ("max", "18446744073709551615"),
+        ],
         None,
     ),
     query(

@@ -159,7 +159,9 @@ async fn long_poll(
     wait_ms: Option<u64>,
     op: impl FnOnce(usize, Duration) -> Result<Vec<PolledTask>, EngineError> + Send + 'static,
 ) -> Result<Vec<PolledTask>, ApiError> {
-    let max = max.map_or(DEFAULT_POLL_MAX, clamp_count).min(POLL_MAX_LIMIT);
+    let max = max
+        .map_or(DEFAULT_POLL_MAX, clamp_count)
+        .min(POLL_MAX_LIMIT);
     let mut wait = Duration::from_millis(wait_ms.unwrap_or(0)).min(state.settings.max_wait);
     if max == 0 {
         wait = Duration::ZERO;

@@ -80,7 +80,9 @@ fn validate(request: &SubmitRequest) -> Result<(), String> {
     if request.node_id.as_deref().is_some_and(|n| n.contains(':')) {
         // Refused here rather than by the engine so that a batch holding one is refused as a
         // whole, like every other field the contract forbids.
-        return Err("field 'nodeId': must not contain ':' (task ids are runId:nodeId:attempt)".to_owned());
+        return Err(
+            "field 'nodeId': must not contain ':' (task ids are runId:nodeId:attempt)".to_owned(),
+        );
     }
     if request.max_attempts == Some(0) {
         return Err("field 'maxAttempts': must be at least 1".to_owned());
