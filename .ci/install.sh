@@ -26,3 +26,13 @@ fi
 if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
     python3 -m pip install --quiet confluent-kafka
 fi
+
+# HTTP API contract: schemathesis (pinned: its checks change between releases) and PyJWT to
+# mint the bearer token of the JWT pass of .ci/schemathesis.sh.
+schemathesis_version=4.32.5
+if [ "$(python3 -m pip show schemathesis 2>/dev/null | sed -n 's/^Version: //p')" != "$schemathesis_version" ]; then
+    python3 -m pip install --quiet "schemathesis==$schemathesis_version"
+fi
+if ! python3 -c 'import jwt, yaml' >/dev/null 2>&1; then
+    python3 -m pip install --quiet pyjwt pyyaml
+fi

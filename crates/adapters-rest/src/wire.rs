@@ -76,14 +76,14 @@ impl ExecutorInfo {
     /// Validates the way the Java engine does (ids and type required, communication type
     /// specified, timeout not negative) and builds the port's registration.
     pub fn into_registration(self) -> Result<Registration, FieldError> {
-        let executor_id = required_text(self.executor_id, "executorId")?;
+        check_executor_id(&self.executor_id)?;
+        let executor_id = self.executor_id;
         let executor_type = required_text(self.executor_type, "executorType")?;
         let communication_type = parse_communication_type(&self.communication_type)?;
         check_timeout(self.timeout.as_ref())?;
+        // Any key is kept, a blank one too: the contract's object has no rule on key names
+        // and the engine only passes the attributes on.
         let attributes = self.metadata.unwrap_or_default();
-        if attributes.keys().any(|k| k.trim().is_empty()) {
-            return Err(FieldError::new("metadata", "keys must not be blank"));
-        }
         let max_concurrent_tasks = self
             .max_concurrent_tasks
             .unwrap_or(ExecutorMetadata::DEFAULT_MAX_CONCURRENT_TASKS);
@@ -117,6 +117,32 @@ impl ExecutorInfo {
             attributes,
         })
     }
+}
+
+/// Executor ids travel in URL paths (`/executors/{id}/...`): they are limited to the
+/// characters a path carries unescaped (RFC 3986 "unreserved"), so an id never reads one
+/// way in a body and another once a client has percent-encoded (or not) a path; and they
+/// do not start with `.`, so no id is a dot segment.
+fn check_executor_id(id: &str) -> Result<(), FieldError> {
+    if id.is_empty() {
+        return Err(FieldError::new(
+            "executorId",
+            "is required and must not be blank",
+        ));
+    }
+    if id.starts_with('.') {
+        return Err(FieldError::new("executorId", "must not start with '.'"));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')))
+    {
+        return Err(FieldError::new(
+            "executorId",
+            format!("may hold only letters, digits and '-._~', found {c:?}"),
+        ));
+    }
+    Ok(())
 }
 
 fn required_text(value: String, field: &'static str) -> Result<String, FieldError> {
@@ -280,6 +306,13 @@ mod tests {
         let e = info(r#"{"executorId":" ","executorType":"t","communicationType":"REST"}"#)
             .unwrap_err();
         assert_eq!(e.field, "executorId");
+        for id in ["host 1", ".hidden", "a/b", "ex%41", "caf\u{e9}"] {
+            let e = info(&format!(
+                r#"{{"executorId":"{id}","executorType":"t","communicationType":"REST"}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(e.field, "executorId", "{id}");
+        }
         let e = info(r#"{"executorId":"e","executorType":"t","communicationType":"UNSPECIFIED"}"#)
             .unwrap_err();
         assert_eq!(e.field, "communicationType");
@@ -293,6 +326,17 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "maxConcurrentTasks");
+    }
+
+    #[test]
+    fn url_safe_ids_and_any_metadata_key_are_accepted() {
+        let r = info(
+            r#"{"executorId":"Host-1.echo_~2","executorType":" t ","communicationType":"rest",
+               "metadata":{" ":"blank key"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.executor_id, "Host-1.echo_~2");
+        assert_eq!(r.attributes.get(" ").map(String::as_str), Some("blank key"));
     }
 
     #[test]

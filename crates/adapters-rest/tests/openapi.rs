@@ -87,6 +87,17 @@ impl Spec {
         ops
     }
 
+    /// Whether `value` is valid against `schema` (an OpenAPI schema of this spec).
+    fn accepts(&self, schema: &Value, value: &Value) -> bool {
+        let schema = json!({
+            "components": {"schemas": self.schemas},
+            "allOf": [to_json_schema(self.resolve(schema))],
+        });
+        jsonschema::validator_for(&schema)
+            .unwrap_or_else(|e| panic!("schema does not compile: {e}"))
+            .is_valid(value)
+    }
+
     /// Checks an answer against the operation's documented response for its status.
     fn check(&self, what: &str, op: &Value, answer: &Answer) {
         let status = answer.status.to_string();
@@ -384,4 +395,298 @@ fn health_reflects_readiness() {
             200
         );
     }
+}
+
+/// One request at an edge of the contract, with `None` when it is valid and otherwise what
+/// the refusal names.
+struct Edge {
+    method: &'static str,
+    template: &'static str,
+    path: &'static str,
+    query: &'static [(&'static str, &'static str)],
+    body: Option<&'static str>,
+    refusal: Option<&'static str>,
+}
+
+const fn body(
+    template: &'static str,
+    path: &'static str,
+    body: &'static str,
+    refusal: Option<&'static str>,
+) -> Edge {
+    Edge {
+        method: "POST",
+        template,
+        path,
+        query: &[],
+        body: Some(body),
+        refusal,
+    }
+}
+
+const fn query(
+    template: &'static str,
+    path: &'static str,
+    query: &'static [(&'static str, &'static str)],
+    refusal: Option<&'static str>,
+) -> Edge {
+    Edge {
+        method: "GET",
+        template,
+        path,
+        query,
+        body: None,
+        refusal,
+    }
+}
+
+const REGISTER: &str = "/api/v1/executors";
+const HEARTBEAT: &str = "/api/v1/executors/{id}/heartbeat";
+const SUBMIT: &str = "/api/v1/tasks";
+const POLL: &str = "/api/v1/executors/{id}/tasks";
+const POLL_MANY: &str = "/api/v1/executors/tasks";
+const COMPLETIONS: &str = "/api/v1/tasks/completions";
+
+const EDGES: &[Edge] = &[
+    // Registration: every optional field null, the largest count, a blank metadata key, a
+    // prefixed lower-case communication type.
+    body(
+        REGISTER,
+        REGISTER,
+        r#"{"executorId":"host-1.echo_~","executorType":"echo","communicationType":" COMMUNICATION_TYPE_rest ","endpoint":null,"timeout":null,"metadata":{" ":"blank key"},"supportedNodeTypes":null,"maxConcurrentTasks":4294967295,"version":null}"#,
+        None,
+    ),
+    body(
+        REGISTER,
+        REGISTER,
+        r#"{"executorId":"host 1","executorType":"echo","communicationType":"REST"}"#,
+        Some("executorId"),
+    ),
+    body(
+        REGISTER,
+        REGISTER,
+        r#"{"executorId":"h","executorType":"echo","communicationType":"REST","maxConcurrentTasks":4294967296}"#,
+        Some("maxConcurrentTasks"),
+    ),
+    body(
+        REGISTER,
+        REGISTER,
+        r#"{"executorId":"h","executorType":"echo","communicationType":"REST","timeout":"30s"}"#,
+        Some("timeout"),
+    ),
+    body(
+        REGISTER,
+        REGISTER,
+        r#"{"executorId":"h","executorType":"echo","communicationType":"REST","supportedNodeTypes":["\u2003"]}"#,
+        Some("supportedNodeTypes"),
+    ),
+    body(
+        REGISTER,
+        REGISTER,
+        r#"["h","echo","REST"]"#,
+        Some("request body"),
+    ),
+    // Heartbeats: the largest counters; beyond them, and an array for the object.
+    body(
+        HEARTBEAT,
+        "/api/v1/executors/exec-1/heartbeat",
+        r#"{"currentTaskCount":4294967295,"completedTasks":18446744073709551615,"failedTasks":18446744073709551615}"#,
+        None,
+    ),
+    body(
+        HEARTBEAT,
+        "/api/v1/executors/exec-1/heartbeat",
+        r#"{"failedTasks":18446744073709551616}"#,
+        Some("failedTasks"),
+    ),
+    body(
+        HEARTBEAT,
+        "/api/v1/executors/exec-1/heartbeat",
+        r#"{"currentTaskCount":4294967296}"#,
+        Some("currentTaskCount"),
+    ),
+    body(
+        HEARTBEAT,
+        "/api/v1/executors/exec-1/heartbeat",
+        "[]",
+        Some("request body"),
+    ),
+    // Submission: nodeType alone, the largest timeout and attempts, an empty batch; a
+    // blank type, ':' in a batch element's nodeId, an array for an element, an overflow.
+    body(SUBMIT, SUBMIT, r#"{"nodeType":"echo"}"#, None),
+    body(
+        SUBMIT,
+        SUBMIT,
+        r#"{"executorType":null,"nodeType":"echo","nodeId":"n","timeoutSeconds":18446744073709551615,"maxAttempts":4294967295}"#,
+        None,
+    ),
+    body(SUBMIT, SUBMIT, "[]", None),
+    body(
+        SUBMIT,
+        SUBMIT,
+        r#"{"executorType":" ","nodeType":null}"#,
+        Some("executorType"),
+    ),
+    body(
+        SUBMIT,
+        SUBMIT,
+        r#"[{"executorType":"echo"},{"executorType":"echo","nodeId":"a:b"}]"#,
+        Some("[1]: field 'nodeId'"),
+    ),
+    body(SUBMIT, SUBMIT, r#"[["echo"]]"#, Some("[0]")),
+    body(
+        SUBMIT,
+        SUBMIT,
+        r#"{"executorType":"echo","timeoutSeconds":18446744073709551616}"#,
+        Some("timeoutSeconds"),
+    ),
+    // Queries: the largest values are accepted (counts are capped, waits bounded).
+    query(
+        POLL,
+        "/api/v1/executors/exec-1/tasks",
+        &[
+            ("max", "18446744073709551615"),
+            ("waitMs", "18446744073709551615"),
+        ],
+        None,
+    ),
+    query(
+        POLL,
+        "/api/v1/executors/exec-1/tasks",
+        &[("waitMs", "18446744073709551616")],
+        Some("waitMs"),
+    ),
+    query(
+        POLL_MANY,
+        POLL_MANY,
+        &[
+            ("executorIds", " exec-1 ,exec-2"),
+            ("max", "18446744073709551615"),
+        ],
+        None,
+    ),
+    query(
+        POLL_MANY,
+        POLL_MANY,
+        &[("executorIds", "exec-1, ")],
+        Some("comma-separated"),
+    ),
+    query(
+        COMPLETIONS,
+        COMPLETIONS,
+        &[
+            ("after", "18446744073709551615"),
+            ("max", "18446744073709551615"),
+        ],
+        None,
+    ),
+    query(
+        COMPLETIONS,
+        COMPLETIONS,
+        &[("after", "18446744073709551616")],
+        Some("after"),
+    ),
+];
+
+/// The spec and the server agree on requests at the edges of the contract: what the spec's
+/// schemas allow is accepted, what they forbid is refused with 400 naming the field.
+#[test]
+fn the_spec_and_the_server_agree_on_edge_requests() {
+    let spec = Spec::load();
+    let (engine, _) = populated_engine();
+    let server = Server::start(
+        engine,
+        HttpServerSettings {
+            max_wait: Duration::from_millis(20),
+            ..settings()
+        },
+    );
+    let agent = agent();
+    for edge in EDGES {
+        let op = &spec.doc["paths"][edge.template][edge.method.to_lowercase()];
+        let what = format!(
+            "{} {} {:?} {}",
+            edge.method,
+            edge.path,
+            edge.query,
+            edge.body.unwrap_or_default()
+        );
+        let mut valid = true;
+        if let Some(text) = edge.body {
+            let value: Value = serde_json::from_str(text).expect("test bodies are JSON");
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            valid &= spec.accepts(schema, &value);
+        }
+        for (name, raw) in edge.query {
+            let parameter = op["parameters"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["name"] == *name))
+                .unwrap_or_else(|| panic!("{what}: no parameter {name}"));
+            let value = if parameter["schema"]["type"] == "integer" {
+                serde_json::from_str(raw).expect("an integer")
+            } else {
+                Value::String((*raw).to_owned())
+            };
+            valid &= spec.accepts(&parameter["schema"], &value);
+        }
+        assert_eq!(
+            valid,
+            edge.refusal.is_none(),
+            "{what}: the spec's verdict is not the expected one"
+        );
+        let query: Vec<String> = edge
+            .query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace(' ', "%20")))
+            .collect();
+        let mut url = server.api(edge.path);
+        if !query.is_empty() {
+            url = format!("{url}?{}", query.join("&"));
+        }
+        let body = edge.body.map(str::as_bytes);
+        let answer = send(&agent, edge.method, &url, None, body);
+        match edge.refusal {
+            None => {
+                assert!(
+                    (200..300).contains(&answer.status),
+                    "{what}: a valid request was refused: {} {}",
+                    answer.status,
+                    answer.body
+                );
+                spec.check(&what, op, &answer);
+            }
+            Some(needle) => {
+                assert_eq!(answer.status, 400, "{what}: {}", answer.body);
+                let (_, message) = answer.error();
+                assert!(
+                    message.contains(needle),
+                    "{what}: '{message}' does not name '{needle}'"
+                );
+                spec.check(&what, op, &answer);
+            }
+        }
+    }
+}
+
+/// The executor operations need a token only when the engine has JWT configured: the spec
+/// offers both alternatives and documents the 401 answered without a valid token.
+#[test]
+fn executor_operations_declare_optional_bearer_auth() {
+    let spec = Spec::load();
+    let mut protected = 0;
+    for (method, path, op) in spec.operations() {
+        if path.starts_with("/api/v1/executors") {
+            assert_eq!(
+                op["security"],
+                json!([{}, {"bearer": []}]),
+                "{method} {path}"
+            );
+            assert!(op["responses"].get("401").is_some(), "{method} {path}");
+            protected += 1;
+        } else {
+            assert!(op.get("security").is_none(), "{method} {path}");
+        }
+    }
+    assert_eq!(protected, 10);
+    assert!(spec.doc.get("security").is_none(), "no global requirement");
 }

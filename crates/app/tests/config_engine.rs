@@ -26,6 +26,7 @@ fn defaults() {
     assert!(!c.ephemeral);
     assert_eq!(c.max_body_size, 4 * 1024 * 1024);
     assert_eq!(c.max_long_polls, 256);
+    assert_eq!(c.max_long_poll_wait, Duration::from_secs(30));
     assert!(!c.jwt.enabled);
     assert_eq!(c.retry_policy().max_attempts, 3);
 }
@@ -42,6 +43,7 @@ fn environment_variables() {
             ("GAMELAN_ENGINE_KAFKA_RESULTS_TOPIC", "results-v2"),
             ("GAMELAN_ENGINE_MAX_BODY_SIZE", "1MiB"),
             ("GAMELAN_ENGINE_EPHEMERAL", "true"),
+            ("GAMELAN_ENGINE_MAX_LONG_POLL_WAIT", "250"),
             // An executor's variables in the same environment are not the engine's business.
             ("GAMELAN_EXECUTOR_QUEUE_SIZE", "0"),
         ]),
@@ -58,6 +60,7 @@ fn environment_variables() {
     assert_eq!(c.grpc_port, Some(9443));
     assert_eq!(c.kafka.topics.results, "results-v2");
     assert_eq!(c.max_body_size, 1024 * 1024);
+    assert_eq!(c.max_long_poll_wait, Duration::from_millis(250));
     assert!(c.ephemeral);
     assert!(!format!("{c:?}").contains("engine-secret"));
 }

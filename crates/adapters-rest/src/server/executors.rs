@@ -16,6 +16,7 @@ use super::error::ApiError;
 use super::extract::{
     ApiPath, ApiQuery, JsonBody, OptionalJsonBody, RawBody, decode_json, decode_value,
 };
+use super::object::Object;
 use super::{Shared, engine_call, long_poll_permit};
 use crate::wire::{ExecutorInfo, HeartbeatBody, Outcome, ResultAnswer};
 use axum::extract::State;
@@ -79,7 +80,7 @@ pub(crate) async fn statistics(State(state): State<Shared>) -> Json<EngineStatis
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PollQuery {
-    max: Option<usize>,
+    max: Option<u64>,
     wait_ms: Option<u64>,
 }
 
@@ -88,7 +89,7 @@ pub(crate) struct PollQuery {
 pub(crate) struct PollManyQuery {
     /// Comma-separated executor ids.
     executor_ids: String,
-    max: Option<usize>,
+    max: Option<u64>,
     wait_ms: Option<u64>,
 }
 
@@ -154,11 +155,13 @@ pub(crate) async fn poll_many(
 /// waiting for a redelivery timeout.
 async fn long_poll(
     state: &Shared,
-    max: Option<usize>,
+    max: Option<u64>,
     wait_ms: Option<u64>,
     op: impl FnOnce(usize, Duration) -> Result<Vec<PolledTask>, EngineError> + Send + 'static,
 ) -> Result<Vec<PolledTask>, ApiError> {
-    let max = max.unwrap_or(DEFAULT_POLL_MAX).min(POLL_MAX_LIMIT);
+    let max = max
+        .map_or(DEFAULT_POLL_MAX, clamp_count)
+        .min(POLL_MAX_LIMIT);
     let mut wait = Duration::from_millis(wait_ms.unwrap_or(0)).min(state.settings.max_wait);
     if max == 0 {
         wait = Duration::ZERO;
@@ -184,6 +187,12 @@ async fn long_poll(
         )
     })?;
     Ok(polled?)
+}
+
+/// A count from a query (any `u64` the contract allows) as a `usize`, saturating; callers
+/// cap it far lower.
+pub(crate) fn clamp_count(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Hands back the tasks of a poll whose client left, grouped by executor.
@@ -290,10 +299,10 @@ pub(crate) async fn results(
 /// Decodes a result batch: the whole body must be a JSON array; each element that is not a
 /// valid result becomes a REJECTED answer naming its problem.
 fn decode_results(bytes: &[u8]) -> Result<(Vec<Slot>, Vec<TaskResult>), ApiError> {
-    match decode_json::<Vec<TaskResult>>(bytes) {
+    match decode_json::<Vec<Object<TaskResult>>>(bytes) {
         Ok(results) => {
             let slots = results.iter().map(|_| Slot::Valid).collect();
-            return Ok((slots, results));
+            return Ok((slots, results.into_iter().map(|Object(r)| r).collect()));
         }
         Err(e) if e.code != "invalid_field" => return Err(e),
         Err(_) => {}

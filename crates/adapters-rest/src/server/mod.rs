@@ -10,6 +10,7 @@ mod auth;
 mod error;
 mod executors;
 mod extract;
+mod object;
 mod ops;
 mod tasks;
 

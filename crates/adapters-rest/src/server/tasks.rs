@@ -11,7 +11,9 @@ use gamelan_ports::{SubmitRequest, TaskView};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::executors::clamp_count;
 use super::extract::{ApiPath, ApiQuery, RawBody, decode_json};
+use super::object::Object;
 use super::{Shared, blocking, engine_call, long_poll_permit};
 use crate::wire::{CompletionsPage, ErrorBody};
 
@@ -39,7 +41,10 @@ pub(crate) async fn submit(
         .is_some_and(|b| *b == b'[');
     let engine = state.engine.clone();
     if is_batch {
-        let requests: Vec<SubmitRequest> = decode_json(&bytes)?;
+        let requests: Vec<SubmitRequest> = decode_json::<Vec<Object<SubmitRequest>>>(&bytes)?
+            .into_iter()
+            .map(|Object(r)| r)
+            .collect();
         for (index, request) in requests.iter().enumerate() {
             validate(request)
                 .map_err(|m| ApiError::bad_request("invalid_field", format!("[{index}]: {m}")))?;
@@ -72,6 +77,13 @@ fn validate(request: &SubmitRequest) -> Result<(), String> {
     if !given(&request.executor_type) && !given(&request.node_type) {
         return Err("one of 'executorType' or 'nodeType' is required".to_owned());
     }
+    if request.node_id.as_deref().is_some_and(|n| n.contains(':')) {
+        // Refused here rather than by the engine so that a batch holding one is refused as a
+        // whole, like every other field the contract forbids.
+        return Err(
+            "field 'nodeId': must not contain ':' (task ids are runId:nodeId:attempt)".to_owned(),
+        );
+    }
     if request.max_attempts == Some(0) {
         return Err("field 'maxAttempts': must be at least 1".to_owned());
     }
@@ -89,7 +101,7 @@ pub(crate) async fn show(
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CompletionsQuery {
     after: Option<u64>,
-    max: Option<usize>,
+    max: Option<u64>,
     wait_ms: Option<u64>,
 }
 
@@ -100,7 +112,7 @@ pub(crate) async fn completions(
     let after = query.after.unwrap_or(0);
     let max = query
         .max
-        .unwrap_or(DEFAULT_COMPLETIONS_MAX)
+        .map_or(DEFAULT_COMPLETIONS_MAX, clamp_count)
         .min(COMPLETIONS_MAX_LIMIT);
     let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(state.settings.max_wait);
     let permit = if wait.is_zero() {

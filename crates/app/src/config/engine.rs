@@ -45,6 +45,9 @@ pub struct EngineConfig {
     /// `max-long-polls` (default 256): REST long polls waiting at once; more are answered
     /// immediately with no tasks.
     pub max_long_polls: usize,
+    /// `max-long-poll-wait`, bare numbers in milliseconds (default 30 s): the longest a REST
+    /// long poll (`waitMs`) or completion feed call waits; longer requests wait this long.
+    pub max_long_poll_wait: Duration,
     /// `results.retention` (default 1 h): how long a finished task stays queryable and
     /// de-duplicates resent results; then it is forgotten, in memory and on disk.
     pub results_retention: Duration,
@@ -114,6 +117,7 @@ impl Default for EngineConfig {
                 backoff_max: Duration::from_secs(300),
             },
             max_long_polls: 256,
+            max_long_poll_wait: Duration::from_secs(30),
             results_retention: Duration::from_secs(3600),
             results_max_retained: 100_000,
             kafka: KafkaSettings::default(),
@@ -347,6 +351,14 @@ fn table() -> Table<EngineConfig> {
                 Ok(())
             },
             |c| Some(c.max_long_polls.to_string()),
+        ),
+        K::new(
+            p(&["max-long-poll-wait"]),
+            |c, v| {
+                c.max_long_poll_wait = value::positive_duration(v, Unit::Millis)?;
+                Ok(())
+            },
+            |c| Some(show_duration(c.max_long_poll_wait)),
         ),
         K::new(
             p(&["results.retention"]),

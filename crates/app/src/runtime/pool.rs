@@ -536,7 +536,7 @@ fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
         .task
         .timeout_seconds
         .map_or(s.settings.default_timeout, Duration::from_secs);
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(Instant::now(), timeout);
     *lock(&slot.0) = SlotState::Running {
         task: Arc::clone(&job.task),
         exec: job.exec,
@@ -593,6 +593,15 @@ fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
         }
     }
     true
+}
+
+/// `now + timeout`, or a century from now when that overflows the clock: a task may ask for
+/// any `timeoutSeconds` up to `u64::MAX`, which means "no practical limit", never a panic.
+fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(timeout.min(FAR))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(now)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -668,5 +677,19 @@ fn fire_timeouts(s: &Arc<Shared>) {
         s.release(exec, Some(&task.task_id));
         // The stuck thread retires when its executor returns; keep the pool at full size.
         spawn_worker(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_task_timeout_is_a_far_deadline_not_an_overflow() {
+        let now = Instant::now();
+        let far = deadline_after(now, Duration::from_secs(u64::MAX));
+        assert!(far >= now + Duration::from_secs(24 * 3600));
+        let near = deadline_after(now, Duration::from_secs(30));
+        assert_eq!(near, now + Duration::from_secs(30));
     }
 }

@@ -57,6 +57,8 @@ pub struct EngineOptions {
     pub verifier: Arc<dyn TokenVerifier>,
     pub max_body_bytes: usize,
     pub max_long_polls: usize,
+    /// The longest one REST long poll waits, whatever its `waitMs`.
+    pub max_long_poll_wait: Duration,
     /// TLS (and with a client CA, mutual TLS) on the separate gRPC listener.
     pub grpc_tls: Option<crate::config::EngineGrpcTls>,
     /// Serve Kafka executors through this broker configuration.
@@ -87,6 +89,7 @@ impl EngineOptions {
             verifier,
             max_body_bytes: usize::try_from(cfg.max_body_size).unwrap_or(usize::MAX),
             max_long_polls: cfg.max_long_polls,
+            max_long_poll_wait: cfg.max_long_poll_wait,
             grpc_tls: cfg.grpc_tls.use_ssl.then(|| cfg.grpc_tls.clone()),
             kafka: cfg.kafka_enabled.then(|| cfg.kafka.clone()),
         }
@@ -127,6 +130,7 @@ fn router(engine: &Arc<Engine>, opts: &EngineOptions) -> axum::Router {
         let settings = gamelan_rest::HttpServerSettings {
             max_body_bytes: opts.max_body_bytes,
             max_long_polls: opts.max_long_polls,
+            max_wait: opts.max_long_poll_wait,
             verifier: Arc::clone(&opts.verifier),
             metrics: Arc::new(move || metrics_engine.metrics_text()),
             health: Arc::new(move || {
