@@ -127,10 +127,9 @@ pub fn measure(processes: &[(&str, u32)], window: Duration) -> anyhow::Result<Ve
     let wall = started.elapsed();
     let mut out = Vec::new();
     for ((name, pid), (cpu0, threads0)) in processes.iter().zip(before) {
-        let cpu1 = cpu_time(*pid)?;
-        if cpu1 < cpu0 {
+        let Some(cpu) = cpu_time(*pid)?.checked_sub(cpu0) else {
             bail!("{name}: CPU time went backwards (pid {pid} reused?)");
-        }
+        };
         let mut busiest: Vec<(u32, String, Duration)> = thread_cpu_times(*pid)?
             .into_iter()
             .map(|(tid, tname, t1)| {
@@ -142,12 +141,12 @@ pub fn measure(processes: &[(&str, u32)], window: Duration) -> anyhow::Result<Ve
             })
             .filter(|(_, _, d)| !d.is_zero())
             .collect();
-        busiest.sort_by(|a, b| b.2.cmp(&a.2));
+        busiest.sort_by_key(|t| std::cmp::Reverse(t.2));
         out.push(Usage {
             name: (*name).to_owned(),
             pid: *pid,
             wall,
-            cpu: cpu1 - cpu0,
+            cpu,
             rss_kib: rss_kib(*pid)?,
             busiest_threads: busiest,
         });
