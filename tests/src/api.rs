@@ -129,6 +129,23 @@ impl Api {
         ))
     }
 
+    /// GET `path` with query parameters (encoded by the HTTP client): the status and the
+    /// body as JSON.
+    pub fn get_query(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<(u16, Value)> {
+        let mut resp = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .query_pairs(query.iter().copied())
+            .call()
+            .with_context(|| format!("GET {}{path} {query:?}", self.base))?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string()?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
     /// POST a JSON body to `path`: the status and the answer.
     pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         self.post_bytes(path, serde_json::to_vec(body)?)

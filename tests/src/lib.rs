@@ -4,11 +4,16 @@
 //!
 //! Nothing here waits a fixed time: every wait polls a condition until a deadline and fails
 //! with what it was waiting for, so a slow machine slows the suite down instead of breaking it.
+//! The one exception is [`procstat::measure`], whose fixed window of wall time is the
+//! measurement itself. Peers the tests check against (a Prometheus server) are started the
+//! same way as the `gamelan` processes.
 
 pub mod api;
 pub mod binary;
 pub mod cluster;
 pub mod process;
+pub mod procstat;
+pub mod prometheus;
 pub mod wait;
 pub mod workload;
 

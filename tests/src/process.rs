@@ -118,8 +118,19 @@ pub struct Finished {
 impl Process {
     /// Starts `gamelan <args>` with only the given `GAMELAN_*` variables.
     pub fn spawn(name: &str, args: &[&str], env: &[(String, String)]) -> anyhow::Result<Self> {
+        Self::spawn_program(name, gamelan_binary(), args, env)
+    }
+
+    /// Starts another program (a peer the tests check against, e.g. a Prometheus server)
+    /// the same way: its own empty working directory, output collected, killed when dropped.
+    pub fn spawn_program(
+        name: &str,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let cwd = tempfile::tempdir().context("creating a working directory")?;
-        let mut cmd = Command::new(gamelan_binary());
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(cwd.path())
             .stdin(Stdio::null())

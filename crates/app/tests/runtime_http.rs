@@ -25,6 +25,21 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, resp.body_mut().read_to_string().expect("body"))
 }
 
+fn content_type(addr: std::net::SocketAddr, path: &str, accept: Option<&str>) -> (u16, String) {
+    let mut req = ureq::get(&format!("http://{addr}{path}"));
+    if let Some(a) = accept {
+        req = req.header("Accept", a);
+    }
+    let resp = req.call().expect("request");
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (resp.status().as_u16(), ct)
+}
+
 #[test]
 fn health_and_metrics_endpoints_serve_real_figures() {
     let engine = LocalEngine::new();
@@ -90,10 +105,34 @@ fn health_and_metrics_endpoints_serve_real_figures() {
     );
     assert!(text.contains("executor_tasks_completed_total{executor_type=\"calculate-tax\"} 5"));
     assert!(text.contains("executor_tasks_failed_total{executor_type=\"fault\"} 1"));
-    assert!(text.contains("executor_tasks_duration_bucket"));
+    // Micrometer's names for the timer `executor.tasks.duration`.
+    for series in [
+        "executor_tasks_duration_seconds_bucket{executor_type=\"calculate-tax\",le=\"+Inf\"} 5",
+        "executor_tasks_duration_seconds_count{executor_type=\"calculate-tax\"} 5",
+        "executor_tasks_duration_seconds_sum{executor_type=\"calculate-tax\"}",
+        "executor_tasks_duration_seconds_max{executor_type=\"calculate-tax\"}",
+    ] {
+        assert!(text.contains(series), "missing {series} in\n{text}");
+    }
     assert!(text.contains("executor_registry_size 2"));
     assert!(text.contains("executor_queue_size{executor_type=\"calculate-tax\"} 0"));
-    assert_eq!(get(addr, "/metrics").0, 200);
+    // Prometheus picks its parser by the content type: it must name the 0.0.4 text format,
+    // whatever the scraper prefers.
+    for path in ["/metrics", "/q/metrics"] {
+        for accept in [
+            None,
+            Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            ),
+        ] {
+            let (status, content_type) = content_type(addr, path, accept);
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(
+                content_type, "text/plain; version=0.0.4; charset=utf-8",
+                "{path} {accept:?}"
+            );
+        }
+    }
     assert_eq!(get(addr, "/nope").0, 404);
 
     common::assert_promtool_accepts(&text);

@@ -7,6 +7,8 @@ use std::thread::{self, JoinHandle};
 
 use tiny_http::{Header, Method, Response, Server};
 
+use super::metrics;
+
 /// What the endpoints report.
 pub trait HealthSource: Send + Sync {
     /// The process is alive and its threads run (liveness).
@@ -15,7 +17,7 @@ pub trait HealthSource: Send + Sync {
     fn ready(&self) -> bool;
     /// The `/health` document.
     fn health(&self) -> serde_json::Value;
-    /// Prometheus text for `/metrics`.
+    /// Prometheus text format 0.0.4 for `/metrics` (served as [`metrics::CONTENT_TYPE`]).
     fn metrics(&self) -> String;
 }
 
@@ -119,11 +121,9 @@ fn route(
         "/health/live" | "/q/health/live" => probe(source.live(), "live"),
         "/health/ready" | "/q/health/ready" => probe(source.ready(), "ready"),
         "/metrics" | "/q/metrics" => {
+            // The header must name the body's format: Prometheus chooses its parser by it.
             let mut r = Response::from_string(source.metrics());
-            if let Some(h) = header(
-                "Content-Type",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ) {
+            if let Some(h) = header("Content-Type", metrics::CONTENT_TYPE) {
                 r.add_header(h);
             }
             r

@@ -1,18 +1,42 @@
-//! The seed's runtime metrics in Prometheus form, labelled by executor type:
-//! `executor_tasks_total`, `executor_tasks_completed_total`, `executor_tasks_failed_total`
-//! (counters carry the `_total` suffix Prometheus requires), `executor_tasks_duration`
-//! (histogram, seconds), `executor_registry_size` and `executor_queue_size`.
+//! The runtime metrics of the Java Gamelan executor runtime, named as its Micrometer
+//! Prometheus registry exports them, so dashboards and alerts written for it keep working.
+//! Labelled by executor type:
 //!
-//! Served in the Prometheus text format (0.0.4), which `promtool check metrics` and every
-//! Prometheus server read.
+//! | Micrometer meter | kind | Prometheus series |
+//! |---|---|---|
+//! | `executor.tasks.total` | counter | `executor_tasks_total` |
+//! | `executor.tasks.completed` | counter | `executor_tasks_completed_total` |
+//! | `executor.tasks.failed` | counter | `executor_tasks_failed_total` |
+//! | `executor.tasks.duration` | timer | `executor_tasks_duration_seconds_{count,sum,bucket}`, `executor_tasks_duration_seconds_max` |
+//! | `executor.registry.size` | gauge | `executor_registry_size` |
+//! | `executor.queue.size` | gauge | `executor_queue_size` |
+//!
+//! Micrometer's convention: dots become underscores, counters end in `_total`, timers are in
+//! the base unit seconds (`_seconds`) with a histogram and a separate `_max` gauge (the
+//! largest sample of the last two minutes), gauges keep their name.
+//!
+//! Served in the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]), which every Prometheus
+//! server reads and `promtool check metrics` checks.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::window_max::{DEFAULT_BUFFER_LENGTH, DEFAULT_EXPIRY, WindowMax};
 
 use gamelan_ports::{MetricsSink, TaskOutcome};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
 };
+
+/// The `Content-Type` of [`RuntimeMetrics::encode`]'s text (and of the engine's metrics):
+/// the Prometheus text format 0.0.4. A Prometheus server picks its parser from this header,
+/// so it must name the format the body is in.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The timer `executor.tasks.duration` in Micrometer's Prometheus naming.
+const DURATION: &str = "executor_tasks_duration_seconds";
 
 /// Handles resolved once per executor type, so the hot path is a few atomic adds.
 struct PerType {
@@ -21,6 +45,8 @@ struct PerType {
     completed: IntCounter,
     failed: IntCounter,
     duration: Histogram,
+    max: Gauge,
+    window: Arc<WindowMax>,
     queue: IntGauge,
 }
 
@@ -29,6 +55,7 @@ struct Families {
     completed: IntCounterVec,
     failed: IntCounterVec,
     duration: HistogramVec,
+    max: GaugeVec,
     queue: IntGaugeVec,
 }
 
@@ -36,6 +63,8 @@ pub struct RuntimeMetrics {
     registry: Registry,
     families: Families,
     per_type: Vec<PerType>,
+    /// Types not hosted here that still got results (e.g. NO_EXECUTOR), with their windows.
+    others: Mutex<HashMap<String, Arc<WindowMax>>>,
     registry_size: IntGauge,
 }
 
@@ -59,11 +88,15 @@ impl Families {
                 LABEL,
             )?,
             duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "executor_tasks_duration",
-                    "Task execution time in seconds, admission to result",
-                )
-                .buckets(buckets),
+                HistogramOpts::new(DURATION, "Task execution time, admission to result")
+                    .buckets(buckets),
+                LABEL,
+            )?,
+            max: GaugeVec::new(
+                Opts::new(
+                    format!("{DURATION}_max"),
+                    "Longest task execution time of the last two minutes",
+                ),
                 LABEL,
             )?,
             queue: IntGaugeVec::new(
@@ -76,7 +109,7 @@ impl Families {
         })
     }
 
-    fn per_type(&self, name: &str) -> PerType {
+    fn per_type(&self, name: &str, window: Arc<WindowMax>) -> PerType {
         let l = &[name];
         PerType {
             name: name.to_owned(),
@@ -84,6 +117,8 @@ impl Families {
             completed: self.completed.with_label_values(l),
             failed: self.failed.with_label_values(l),
             duration: self.duration.with_label_values(l),
+            max: self.max.with_label_values(l),
+            window,
             queue: self.queue.with_label_values(l),
         }
     }
@@ -93,6 +128,7 @@ impl Families {
         registry.register(Box::new(self.completed.clone()))?;
         registry.register(Box::new(self.failed.clone()))?;
         registry.register(Box::new(self.duration.clone()))?;
+        registry.register(Box::new(self.max.clone()))?;
         registry.register(Box::new(self.queue.clone()))?;
         Ok(())
     }
@@ -117,12 +153,13 @@ impl RuntimeMetrics {
             .expect("metric names are unique");
         let per_type = executor_types
             .into_iter()
-            .map(|t| families.per_type(t))
+            .map(|t| families.per_type(t, new_window()))
             .collect();
         Self {
             registry,
             families,
             per_type,
+            others: Mutex::new(HashMap::new()),
             registry_size,
         }
     }
@@ -132,18 +169,45 @@ impl RuntimeMetrics {
             f(p);
         } else {
             // A type not hosted here (e.g. NO_EXECUTOR results): resolve through the family.
-            f(&self.families.per_type(executor_type));
+            let window = Arc::clone(
+                self.lock_others()
+                    .entry(executor_type.to_owned())
+                    .or_insert_with(new_window),
+            );
+            f(&self.families.per_type(executor_type, window));
         }
     }
 
-    /// Prometheus text exposition.
+    fn lock_others(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<WindowMax>>> {
+        self.others.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Prometheus text exposition (format 0.0.4, see [`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
+        let now = Instant::now();
+        for p in &self.per_type {
+            p.max.set(p.window.get(now));
+        }
+        for (name, window) in self.lock_others().iter() {
+            self.families
+                .max
+                .with_label_values(&[name.as_str()])
+                .set(window.get(now));
+        }
         let mut out = Vec::with_capacity(4096);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             log::error!(target: "gamelan.executor.error", "encoding metrics failed: {e}");
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+fn new_window() -> Arc<WindowMax> {
+    Arc::new(WindowMax::new(
+        DEFAULT_EXPIRY,
+        DEFAULT_BUFFER_LENGTH,
+        Instant::now(),
+    ))
 }
 
 impl MetricsSink for RuntimeMetrics {
@@ -157,7 +221,9 @@ impl MetricsSink for RuntimeMetrics {
                 TaskOutcome::Completed => p.completed.inc(),
                 TaskOutcome::Failed => p.failed.inc(),
             }
-            p.duration.observe(duration.as_secs_f64());
+            let secs = duration.as_secs_f64();
+            p.duration.observe(secs);
+            p.window.record(secs, Instant::now());
         });
     }
 
@@ -195,7 +261,10 @@ mod tests {
             "executor_tasks_total{executor_type=\"calculate-tax\"} 1",
             "executor_tasks_completed_total{executor_type=\"calculate-tax\"} 1",
             "executor_tasks_failed_total{executor_type=\"echo\"} 1",
-            "executor_tasks_duration_count{executor_type=\"echo\"} 1",
+            "executor_tasks_duration_seconds_count{executor_type=\"echo\"} 1",
+            "executor_tasks_duration_seconds_sum{executor_type=\"echo\"} 0.001",
+            "executor_tasks_duration_seconds_max{executor_type=\"echo\"} 0.001",
+            "executor_tasks_duration_seconds_max{executor_type=\"calculate-tax\"} 0.002",
             "executor_queue_size{executor_type=\"echo\"} 7",
             "executor_registry_size 2",
         ] {

@@ -3,6 +3,7 @@
 pub mod http;
 pub mod logging;
 pub mod metrics;
+mod window_max;
 
 pub use http::{HealthSource, HttpServer};
 pub use metrics::RuntimeMetrics;

@@ -203,6 +203,12 @@ impl Worker {
         if let Some(batch) = self.batcher.poll(now) {
             self.outbox.extend(batch);
         }
+        if self.outbox.is_empty() {
+            // Nothing to (re)send: a retry time left over from a Resend would otherwise be a
+            // deadline in the past, and `run` would wake on it again at once, forever.
+            self.retry_at = None;
+            return;
+        }
         if self.retry_at.is_some_and(|t| t > now) {
             return;
         }
