@@ -6,13 +6,11 @@ use std::time::Duration;
 
 use gamelan_domain::RetryPolicy;
 
-use super::error::{ConfigError, Warning};
-use super::kafka::{self, HasKafka, KafkaSettings};
-use super::load::{self, Loaded, Sources};
-use super::logging::{self, HasLog, LogSettings};
-use super::schema::{Checker, Key, Schema, Table};
+use super::kafka::{self, KafkaSettings};
+use super::logging::{self, LogSettings};
+use super::schema::{Checker, Schema, Table, config_type, keys};
 use super::secret::Secret;
-use super::value::{self, Unit, show_duration, show_path};
+use super::value::{self, show_duration};
 
 /// Everything `gamelan engine` reads from `gamelan.engine.*`.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,23 +125,9 @@ impl Default for EngineConfig {
     }
 }
 
+config_type!(EngineConfig);
+
 impl EngineConfig {
-    /// Loads `files` (later ones override earlier ones) and `env` (over the files), then
-    /// validates. The error lists every problem found.
-    pub fn load(
-        files: &[PathBuf],
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(Self, Vec<Warning>), ConfigError> {
-        let loaded = Self::load_sources(&Sources::new().files(files).env(env))?;
-        Ok((loaded.config, loaded.warnings))
-    }
-
-    /// Like [`EngineConfig::load`], with `--set` overrides and the effective values and
-    /// their origins for display.
-    pub fn load_sources(sources: &Sources) -> Result<Loaded<Self>, ConfigError> {
-        load::load(sources)
-    }
-
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
             max_attempts: self.retry.max_attempts,
@@ -160,223 +144,35 @@ impl EngineConfig {
     }
 }
 
-impl HasKafka for EngineConfig {
-    fn kafka(&self) -> &KafkaSettings {
-        &self.kafka
-    }
-    fn kafka_mut(&mut self) -> &mut KafkaSettings {
-        &mut self.kafka
-    }
-}
-
-impl HasLog for EngineConfig {
-    fn log(&self) -> &LogSettings {
-        &self.log
-    }
-    fn log_mut(&mut self) -> &mut LogSettings {
-        &mut self.log
-    }
-}
-
 const PREFIX: &str = "gamelan.engine.";
 
-fn p(names: &[&str]) -> Vec<String> {
-    names.iter().map(|n| format!("{PREFIX}{n}")).collect()
-}
-
-type K = Key<EngineConfig>;
-
 fn table() -> Table<EngineConfig> {
-    let mut keys: Vec<K> = vec![
-        K::new(
-            p(&["host"]),
-            |c, v| {
-                c.host = value::text(v)?;
-                Ok(())
-            },
-            |c| Some(c.host.clone()),
-        ),
-        K::new(
-            p(&["port"]),
-            |c, v| {
-                c.port = value::port(v)?;
-                Ok(())
-            },
-            |c| Some(c.port.to_string()),
-        ),
-        K::new(
-            p(&["grpc.port"]),
-            |c, v| {
-                c.grpc_port = if v.is_empty() {
-                    None
-                } else {
-                    Some(value::port(v)?)
-                };
-                Ok(())
-            },
-            |c| c.grpc_port.map(|p| p.to_string()),
-        ),
-        K::new(
-            p(&["grpc.use-ssl"]),
-            |c, v| {
-                c.grpc_tls.use_ssl = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.grpc_tls.use_ssl.to_string()),
-        ),
-        K::new(
-            p(&["grpc.certificate-path"]),
-            |c, v| {
-                c.grpc_tls.certificate_path = value::optional_path(v);
-                Ok(())
-            },
-            |c| show_path(c.grpc_tls.certificate_path.as_ref()),
-        ),
-        K::new(
-            p(&["grpc.private-key-path"]),
-            |c, v| {
-                c.grpc_tls.private_key_path = value::optional_path(v);
-                Ok(())
-            },
-            |c| show_path(c.grpc_tls.private_key_path.as_ref()),
-        ),
-        K::new(
-            p(&["grpc.ca-certificate-path"]),
-            |c, v| {
-                c.grpc_tls.ca_certificate_path = value::optional_path(v);
-                Ok(())
-            },
-            |c| show_path(c.grpc_tls.ca_certificate_path.as_ref()),
-        ),
-        K::new(
-            p(&["heartbeat.timeout", "heartbeat.timeout-seconds"]),
-            |c, v| {
-                c.heartbeat_timeout = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.heartbeat_timeout)),
-        ),
-        K::new(
-            p(&["ack-timeout"]),
-            |c, v| {
-                c.ack_timeout = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.ack_timeout)),
-        ),
-        K::new(
-            p(&["jwt.secret"]),
-            |c, v| {
-                c.jwt.secret = value::optional_text(v).map(Secret::new);
-                Ok(())
-            },
-            |c| c.jwt.secret.as_ref().map(ToString::to_string),
-        ),
-        K::new(
-            p(&["jwt.issuer"]),
-            |c, v| {
-                c.jwt.issuer = value::text(v)?;
-                Ok(())
-            },
-            |c| Some(c.jwt.issuer.clone()),
-        ),
-        K::new(
-            p(&["jwt.enabled"]),
-            |c, v| {
-                c.jwt.enabled = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.jwt.enabled.to_string()),
-        ),
-        K::new(
-            p(&["data-dir"]),
-            |c, v| {
-                c.data_dir = PathBuf::from(value::text(v)?);
-                Ok(())
-            },
-            |c| Some(c.data_dir.display().to_string()),
-        ),
-        K::new(
-            p(&["ephemeral"]),
-            |c, v| {
-                c.ephemeral = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.ephemeral.to_string()),
-        ),
-        K::new(
-            p(&["max-body-size"]),
-            |c, v| {
-                c.max_body_size = value::size(v)?;
-                Ok(())
-            },
-            |c| Some(c.max_body_size.to_string()),
-        ),
-        K::new(
-            p(&["retry.max-attempts"]),
-            |c, v| {
-                c.retry.max_attempts = value::number(v)?;
-                Ok(())
-            },
-            |c| Some(c.retry.max_attempts.to_string()),
-        ),
-        K::new(
-            p(&["retry.backoff-initial"]),
-            |c, v| {
-                c.retry.backoff_initial = value::duration(v, Unit::Millis)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.retry.backoff_initial)),
-        ),
-        K::new(
-            p(&["retry.backoff-multiplier"]),
-            |c, v| {
-                c.retry.backoff_multiplier = value::multiplier(v)?;
-                Ok(())
-            },
-            |c| Some(c.retry.backoff_multiplier.to_string()),
-        ),
-        K::new(
-            p(&["retry.backoff-max"]),
-            |c, v| {
-                c.retry.backoff_max = value::duration(v, Unit::Millis)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.retry.backoff_max)),
-        ),
-        K::new(
-            p(&["max-long-polls"]),
-            |c, v| {
-                c.max_long_polls = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.max_long_polls.to_string()),
-        ),
-        K::new(
-            p(&["max-long-poll-wait"]),
-            |c, v| {
-                c.max_long_poll_wait = value::positive_duration(v, Unit::Millis)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.max_long_poll_wait)),
-        ),
-        K::new(
-            p(&["results.retention"]),
-            |c, v| {
-                c.results_retention = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.results_retention)),
-        ),
-        K::new(
-            p(&["results.max-retained"]),
-            |c, v| {
-                c.results_max_retained = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.results_max_retained.to_string()),
-        ),
-    ];
+    use value::{boolean, optional, positive, positive_secs, text};
+    let mut keys = keys!(EngineConfig, PREFIX;
+        "host" => host: text, "address every listener binds";
+        "port" => port: value::port, "the one listener: gRPC (h2c) + HTTP API + health + metrics (0 = any free port)";
+        "grpc.port" => grpc_port: optional(value::port), "an extra gRPC-only listener (the Java engine's 9090)";
+        "grpc.use-ssl" => grpc_tls.use_ssl: boolean, "TLS on the extra gRPC listener (needs `grpc.port`)";
+        "grpc.certificate-path" => grpc_tls.certificate_path: optional(value::path), "server certificate for TLS";
+        "grpc.private-key-path" => grpc_tls.private_key_path: optional(value::path), "server private key for TLS";
+        "grpc.ca-certificate-path" => grpc_tls.ca_certificate_path: optional(value::path), "makes it mutual TLS: clients need a certificate signed by this CA";
+        "heartbeat.timeout" | "heartbeat.timeout-seconds" => heartbeat_timeout: positive_secs, "silent executors are declared dead; their tasks go elsewhere (bare numbers: seconds)";
+        "ack-timeout" => ack_timeout: positive_secs, "a delivered task without a result is dispatched again (bare numbers: seconds)";
+        "jwt.secret" => jwt.secret: optional(value::secret), "HS256 key executors' tokens must be signed with";
+        "jwt.issuer" => jwt.issuer: text, "`iss` claim executors' tokens must carry";
+        "jwt.enabled" => jwt.enabled: boolean, "token check on every executor call", default "true when a secret is set";
+        "data-dir" => data_dir: value::path, "durable store (redb); also `--data-dir`";
+        "ephemeral" => ephemeral: boolean, "keep everything in memory; also `--ephemeral`";
+        "max-body-size" => max_body_size: value::size, "largest request body / gRPC message (bytes, or e.g. 4MiB)";
+        "retry.max-attempts" => retry.max_attempts: value::number, "engine-side retries of technical failures (new attempt, new token)";
+        "retry.backoff-initial" => retry.backoff_initial: value::millis, "first retry delay (bare numbers: ms)";
+        "retry.backoff-multiplier" => retry.backoff_multiplier: value::multiplier, "delay growth (>= 1)";
+        "retry.backoff-max" => retry.backoff_max: value::millis, "cap on one delay (bare numbers: ms)";
+        "max-long-polls" => max_long_polls: positive, "REST long polls waiting at once; more get 429 + Retry-After";
+        "max-long-poll-wait" => max_long_poll_wait: value::positive_millis, "the longest a REST long poll or completion feed call waits, whatever its `waitMs` (bare numbers: ms)";
+        "results.retention" => results_retention: positive_secs, "finished tasks stay queryable (and de-duplicate resent results) this long; then they are forgotten, in memory and in the store";
+        "results.max-retained" => results_max_retained: positive, "finished tasks kept at most; the oldest go first";
+    );
     keys.extend(kafka::keys(PREFIX));
     keys.extend(logging::keys(PREFIX));
     Table::new(

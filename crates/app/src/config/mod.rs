@@ -47,6 +47,7 @@ mod interpolate;
 mod kafka;
 mod load;
 mod logging;
+mod reference;
 mod schema;
 mod secret;
 mod value;
@@ -62,6 +63,7 @@ pub use files::discover;
 pub use kafka::{KafkaProperties, KafkaSettings, KafkaTopics};
 pub use load::{Effective, Loaded, Sources};
 pub use logging::LogSettings;
+pub use reference::reference;
 pub use secret::{MASK, Secret};
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use std::time::Duration;
 use log::LevelFilter;
 use url::Url;
 
+use super::secret::{MASK, Secret};
+
 /// The unit of a bare number in a duration key (`heartbeat.interval=30` is seconds,
 /// `error.backoff-initial=1000` is milliseconds, as in the seed documents).
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +85,20 @@ pub(crate) fn positive_duration(v: &str, unit: Unit) -> Result<Duration, String>
     }
 }
 
+/// The duration parsers the key tables name: bare numbers in seconds must be positive;
+/// bare numbers in milliseconds may be 0 (no delay) unless the setting is a wait.
+pub(crate) fn positive_secs(v: &str) -> Result<Duration, String> {
+    positive_duration(v, Unit::Seconds)
+}
+
+pub(crate) fn millis(v: &str) -> Result<Duration, String> {
+    duration(v, Unit::Millis)
+}
+
+pub(crate) fn positive_millis(v: &str) -> Result<Duration, String> {
+    positive_duration(v, Unit::Millis)
+}
+
 /// A byte size: a bare number of bytes or a value such as `4MiB`, `512KiB`, `1MB`.
 pub(crate) fn size(v: &str) -> Result<u64, String> {
     let expected = || "a size greater than 0: a number of bytes or a value such as 4MiB".into();
@@ -126,13 +142,28 @@ pub(crate) fn text(v: &str) -> Result<String, String> {
     }
 }
 
-/// An optional string: an empty value (e.g. `${VAR:}`) means "not set".
-pub(crate) fn optional_text(v: &str) -> Option<String> {
-    (!v.is_empty()).then(|| v.to_owned())
+/// A non-empty path.
+pub(crate) fn path(v: &str) -> Result<PathBuf, String> {
+    text(v).map(PathBuf::from)
 }
 
-pub(crate) fn optional_path(v: &str) -> Option<PathBuf> {
-    (!v.is_empty()).then(|| PathBuf::from(v))
+/// A non-empty secret, masked wherever it is printed.
+pub(crate) fn secret(v: &str) -> Result<Secret, String> {
+    text(v).map(Secret::new)
+}
+
+/// An optional setting: an empty value (e.g. `${VAR:}`) means "not set", anything else must
+/// parse.
+pub(crate) fn optional<T>(
+    parse: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<Option<T>, String> {
+    move |v| {
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            parse(v).map(Some)
+        }
+    }
 }
 
 /// A comma-separated `host:port` list, as Kafka clients take it.
@@ -168,13 +199,54 @@ pub(crate) fn level(v: &str) -> Result<LevelFilter, String> {
 }
 
 /// Durations as `config check` prints them (`30s`, `1m`, `10ms`).
-pub(crate) fn show_duration(d: std::time::Duration) -> String {
+pub(crate) fn show_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-/// A path as printed by `config check`; `None` when unset.
-pub(crate) fn show_path(p: Option<&std::path::PathBuf>) -> Option<String> {
-    p.map(|p| p.display().to_string())
+/// A value as `config check` prints it (in a form its parser reads back); `None` when unset.
+pub(crate) trait Show {
+    fn show(&self) -> Option<String>;
+}
+
+macro_rules! show_with_to_string {
+    ($($t:ty),*) => {$(
+        impl Show for $t {
+            fn show(&self) -> Option<String> {
+                Some(self.to_string())
+            }
+        }
+    )*};
+}
+
+show_with_to_string!(bool, u16, u32, u64, usize, f64, String, Secret, LevelFilter);
+
+impl Show for Duration {
+    fn show(&self) -> Option<String> {
+        Some(show_duration(*self))
+    }
+}
+
+impl Show for PathBuf {
+    fn show(&self) -> Option<String> {
+        Some(self.display().to_string())
+    }
+}
+
+/// A URL as printed: without any password it may carry.
+impl Show for Url {
+    fn show(&self) -> Option<String> {
+        let mut u = self.clone();
+        if u.password().is_some() {
+            let _ = u.set_password(Some(MASK));
+        }
+        Some(u.to_string())
+    }
+}
+
+impl<T: Show> Show for Option<T> {
+    fn show(&self) -> Option<String> {
+        self.as_ref().and_then(Show::show)
+    }
 }
 
 #[cfg(test)]
