@@ -6,51 +6,33 @@ use std::time::Duration;
 
 use gamelan_domain::RetryPolicy;
 
-use super::kafka::{self, KafkaSettings};
-use super::logging::{self, LogSettings};
+use super::kafka::KafkaSettings;
+use super::logging::LogSettings;
 use super::schema::{Checker, Schema, Table, config_type, keys};
 use super::secret::Secret;
-use super::value::{self, show_duration};
+use super::value;
 
-/// Everything `gamelan engine` reads from `gamelan.engine.*`.
+/// Everything `gamelan engine` reads from `gamelan.engine.*`. Each field's keys, parser and
+/// meaning are one line of the key table below (`gamelan config keys --engine` prints it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
-    /// `host` (default `0.0.0.0`): address every listener binds.
     pub host: String,
-    /// `port` (default 8080; 0 = any free port): the main listener (REST API, health,
-    /// metrics).
+    /// The main listener (gRPC, REST API, health, metrics); 0 = any free port.
     pub port: u16,
-    /// `grpc.port`: an additional, separate gRPC listener.
+    /// An additional, separate gRPC listener.
     pub grpc_port: Option<u16>,
-    /// TLS on the separate gRPC listener (`grpc.use-ssl`, `grpc.certificate-path`,
-    /// `grpc.private-key-path`; `grpc.ca-certificate-path` makes it mutual TLS: clients
-    /// must present a certificate signed by that CA). The main port stays plain, for probes.
+    /// TLS on the separate gRPC listener; the main port stays plain, for probes.
     pub grpc_tls: EngineGrpcTls,
-    /// `heartbeat.timeout` (default 60 s): an executor silent this long is dead and its
-    /// in-flight tasks go back to the queue.
     pub heartbeat_timeout: Duration,
-    /// `ack-timeout` (default 300 s): a dispatched task without a result after this long is
-    /// dispatched again.
     pub ack_timeout: Duration,
     pub jwt: EngineJwt,
-    /// `data-dir` (default `./gamelan-data`): where the task store lives.
     pub data_dir: PathBuf,
-    /// `ephemeral` (default false): keep everything in memory, nothing on disk.
     pub ephemeral: bool,
-    /// `max-body-size` (default 4 MiB): largest accepted request body or message.
     pub max_body_size: u64,
     pub retry: EngineRetry,
-    /// `max-long-polls` (default 256): REST long polls waiting at once; more are answered
-    /// immediately with no tasks.
     pub max_long_polls: usize,
-    /// `max-long-poll-wait`, bare numbers in milliseconds (default 30 s): the longest a REST
-    /// long poll (`waitMs`) or completion feed call waits; longer requests wait this long.
     pub max_long_poll_wait: Duration,
-    /// `results.retention` (default 1 h): how long a finished task stays queryable and
-    /// de-duplicates resent results; then it is forgotten, in memory and on disk.
     pub results_retention: Duration,
-    /// `results.max-retained` (default 100000): finished tasks kept at most; the oldest
-    /// go first.
     pub results_max_retained: usize,
     pub kafka: KafkaSettings,
     /// True when `kafka.bootstrap-servers` was given: the engine then also serves Kafka
@@ -69,25 +51,19 @@ pub struct EngineGrpcTls {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineJwt {
-    /// `jwt.secret`: HMAC key executors' tokens must be signed with.
     pub secret: Option<Secret>,
-    /// `jwt.issuer` (default `gamelan-executor`, what executors sign with by default).
     pub issuer: String,
-    /// `jwt.enabled`: defaults to true when a secret is set; then every executor call needs
-    /// a valid token.
+    /// Unset: true when a secret is set; then every executor call needs a valid token.
     pub enabled: bool,
 }
 
 /// Engine-side retries of tasks whose result was a technical failure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineRetry {
-    /// `retry.max-attempts` (default 3): re-dispatches after the first attempt.
+    /// Re-dispatches after the first attempt.
     pub max_attempts: u32,
-    /// `retry.backoff-initial`, bare numbers in milliseconds (default 1000 ms).
     pub backoff_initial: Duration,
-    /// `retry.backoff-multiplier` (default 2, at least 1).
     pub backoff_multiplier: f64,
-    /// `retry.backoff-max`, bare numbers in milliseconds (default 5 min).
     pub backoff_max: Duration,
 }
 
@@ -137,18 +113,13 @@ impl EngineConfig {
             ..RetryPolicy::default()
         }
     }
-
-    /// An `env_logger` filter built from the configured levels.
-    pub fn log_filter(&self) -> String {
-        self.log.filter_spec("gamelan.engine")
-    }
 }
 
 const PREFIX: &str = "gamelan.engine.";
 
 fn table() -> Table<EngineConfig> {
     use value::{boolean, optional, positive, positive_secs, text};
-    let mut keys = keys!(EngineConfig, PREFIX;
+    Table::process(keys!(EngineConfig, PREFIX;
         "host" => host: text, "address every listener binds";
         "port" => port: value::port, "the one listener: gRPC (h2c) + HTTP API + health + metrics (0 = any free port)";
         "grpc.port" => grpc_port: optional(value::port), "an extra gRPC-only listener (the Java engine's 9090)";
@@ -172,16 +143,7 @@ fn table() -> Table<EngineConfig> {
         "max-long-poll-wait" => max_long_poll_wait: value::positive_millis, "the longest a REST long poll or completion feed call waits, whatever its `waitMs` (bare numbers: ms)";
         "results.retention" => results_retention: positive_secs, "finished tasks stay queryable (and de-duplicate resent results) this long; then they are forgotten, in memory and in the store";
         "results.max-retained" => results_max_retained: positive, "finished tasks kept at most; the oldest go first";
-    );
-    keys.extend(kafka::keys(PREFIX));
-    keys.extend(logging::keys(PREFIX));
-    Table::new(
-        keys,
-        vec![
-            kafka::pass_through(PREFIX, "GAMELAN_ENGINE_"),
-            logging::categories(),
-        ],
-    )
+    ))
 }
 
 static TABLE: LazyLock<Table<EngineConfig>> = LazyLock::new(table);
@@ -237,15 +199,7 @@ impl Schema for EngineConfig {
                 format!("a port other than gamelan.engine.port ({})", self.port),
             );
         }
-        if self.retry.backoff_max < self.retry.backoff_initial {
-            check.fail(
-                "gamelan.engine.retry.backoff-max",
-                show_duration(self.retry.backoff_max),
-                format!(
-                    "at least retry.backoff-initial ({})",
-                    show_duration(self.retry.backoff_initial)
-                ),
-            );
-        }
+        let retry = &self.retry;
+        check.backoff(PREFIX, "retry", retry.backoff_initial, retry.backoff_max);
     }
 }

@@ -8,21 +8,19 @@ use std::time::Duration;
 use gamelan_domain::{BatchPolicy, CommunicationType, RetryPolicy};
 use url::Url;
 
-use super::kafka::{self, KafkaSettings};
-use super::logging::{self, LogSettings};
+use super::kafka::KafkaSettings;
+use super::logging::LogSettings;
 use super::schema::{Checker, Schema, Table, config_type, keys};
 use super::secret::Secret;
 use super::value::{self, Show, show_duration};
 
 /// Everything an executor process reads from `gamelan.executor.*` (plus the few `quarkus.*`
 /// keys the seeds use). Both spellings the seeds use for a setting land in one field.
-/// Defaults are the seeds' values where the seeds give one.
+/// Defaults are the seeds' values where the seeds give one. Each field's keys, parser and
+/// meaning are one line of the key table below (`gamelan config keys` prints it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutorConfig {
-    /// `executor-name` (env also `GAMELAN_EXECUTOR_NAME`): the service name sent with
-    /// registrations and put into tokens.
     pub executor_name: Option<String>,
-    /// `executor-version` (default `1.0.0`).
     pub executor_version: String,
     pub runtime: RuntimeSettings,
     pub engine: EngineConnection,
@@ -31,7 +29,6 @@ pub struct ExecutorConfig {
     pub error: ErrorSettings,
     pub result: ResultSettings,
     pub metrics: MetricsSettings,
-    /// `transport`: grpc (default), kafka, rest or local.
     pub transport: CommunicationType,
     pub grpc: GrpcSettings,
     pub kafka: KafkaSettings,
@@ -45,81 +42,62 @@ pub struct ExecutorConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeSettings {
-    /// `runtime.enabled` (default true): false loads the configuration but starts nothing.
     pub enabled: bool,
-    /// `runtime.executor-id`; unset: generated at start.
+    /// Unset: `executor-name`, else the host name, at start.
     pub executor_id: Option<String>,
-    /// `runtime.max-parallel-tasks` (default 50): tasks executing at once across all types.
     pub max_parallel_tasks: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConnection {
-    /// `engine.url` / `engine-url` (default `http://localhost:8080`).
     pub url: Url,
-    /// `engine.connect-timeout`, bare numbers in seconds (default 30 s).
     pub connect_timeout: Duration,
-    /// `engine.request-timeout`, bare numbers in seconds (default 300 s).
     pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatSettings {
-    /// `heartbeat.enabled` (default true).
     pub enabled: bool,
-    /// `heartbeat.interval` / `heartbeat.interval-seconds` (default 30 s).
     pub interval: Duration,
-    /// `heartbeat.timeout` / `heartbeat.timeout-seconds`: must exceed the interval. Unset,
-    /// it is 60 s or twice the interval, whichever is larger, so that raising only the
-    /// interval (as the seeds' tuning examples do) stays valid.
+    /// Must exceed the interval. Unset, it is 60 s or twice the interval, whichever is
+    /// larger, so that raising only the interval (as the seeds' tuning examples do) stays
+    /// valid.
     pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskSettings {
-    /// `task.queue-size` / `queue-size` (default 1000): tasks waiting for a worker; a full
-    /// queue is backpressure, never a drop.
     pub queue_size: usize,
-    /// `task.dispatch-threads` / `thread-pool-size` (default 10): worker threads.
     pub dispatch_threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorSettings {
-    /// `error.max-retries` (default 3): retries of a technical failure; 0 disables them.
     pub max_retries: u32,
-    /// `error.backoff-initial`, bare numbers in milliseconds (default 1000 ms).
     pub backoff_initial: Duration,
-    /// `error.backoff-multiplier` (default 2, at least 1).
     pub backoff_multiplier: f64,
-    /// `error.backoff-max`, bare numbers in milliseconds (default 5 min): cap on one delay.
     pub backoff_max: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultSettings {
-    /// `result.batch-size` (default 100): results reported in one call.
     pub batch_size: usize,
-    /// `result.batch-timeout`, bare numbers in milliseconds: how long a result may wait for
-    /// others to join its batch. Default 0, not the 5000 of the seed's tuning example: the
-    /// reporter sends as soon as it is free, and results that arrive while a report is in
-    /// flight form the next batch, so batches grow with load without delaying a lone result
-    /// (a linger would also cap throughput, as the engine allows only
-    /// `max_concurrent_tasks` unfinished tasks per executor).
+    /// Default 0, not the 5000 ms of the seed's tuning example: the reporter sends as soon
+    /// as it is free, and results that arrive while a report is in flight form the next
+    /// batch, so batches grow with load without delaying a lone result (a linger would also
+    /// cap throughput, as the engine allows only `max_concurrent_tasks` unfinished tasks per
+    /// executor).
     pub batch_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsSettings {
-    /// `metrics.enabled` (default true).
     pub enabled: bool,
-    /// `metrics.export-interval`, bare numbers in seconds (default 60 s).
     pub export_interval: Duration,
-    /// `quarkus.micrometer.export.prometheus.enabled` (default true): serve `/metrics`.
     pub prometheus_enabled: bool,
 }
 
-/// How tasks arrive over gRPC (DESIGN.md section 4).
+/// How tasks arrive over gRPC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GrpcDelivery {
     /// One bidirectional `ExecuteStream`: tasks, results, acks and heartbeats multiplexed.
@@ -155,43 +133,30 @@ impl FromStr for GrpcDelivery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcSettings {
-    /// `grpc.port` (default 9090): this executor's server, used by push delivery.
+    /// This executor's own server, used by push delivery.
     pub port: u16,
-    /// `grpc.host` (default `0.0.0.0`).
     pub host: String,
-    /// `grpc.engine-url`: the engine's gRPC address when it differs from `engine-url`.
+    /// Unset: `engine.url`.
     pub engine_url: Option<Url>,
-    /// `grpc.delivery` (default execute-stream).
     pub delivery: GrpcDelivery,
-    /// `grpc.keep-alive-time-seconds` (default 30 s): HTTP/2 ping interval.
     pub keep_alive_time: Duration,
-    /// `grpc.keep-alive-timeout-seconds` (default 10 s): how long a ping may go unanswered.
     pub keep_alive_timeout: Duration,
-    /// `grpc.max-concurrent-streams` (default 1000).
     pub max_concurrent_streams: u32,
-    /// `grpc.flow-control-window` in bytes (default 1 MiB; HTTP/2 allows 65535..2^31-1).
     pub flow_control_window: u32,
-    /// `grpc.max-message-size` in bytes or with a unit (default 4 MiB).
     pub max_message_size: usize,
-    /// `grpc.use-ssl` (default false).
     pub use_ssl: bool,
-    /// `grpc.certificate-path` / `grpc.private-key-path`: client identity for mTLS (both or
-    /// neither).
+    /// Client identity for mTLS: both or neither.
     pub certificate_path: Option<PathBuf>,
     pub private_key_path: Option<PathBuf>,
-    /// `grpc.ca-certificate-path`: trust root for the engine's certificate.
     pub ca_certificate_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtSettings {
-    /// `jwt.secret`: HMAC key for the tokens this executor signs.
     pub secret: Option<Secret>,
-    /// `jwt.issuer` (default `gamelan-executor`).
     pub issuer: String,
-    /// `jwt.expiry`, bare numbers in seconds (default 5 min): lifetime of a signed token.
     pub expiry: Duration,
-    /// `jwt.enabled`: defaults to true when a secret or a static token is set.
+    /// Unset: true when a secret or a static token is set.
     pub enabled: bool,
     /// `security.jwt.token`: a ready-made token sent as is, instead of signing one.
     pub token: Option<Secret>,
@@ -199,8 +164,7 @@ pub struct JwtSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSettings {
-    /// `http.port` / `quarkus.http.port` (default 8080; 0 = any free port): health and
-    /// metrics endpoint.
+    /// Health and metrics endpoint; 0 = any free port.
     pub port: u16,
 }
 
@@ -300,24 +264,9 @@ impl ExecutorConfig {
             max_age: self.result.batch_timeout,
         }
     }
-
-    /// An `env_logger` filter built from the configured levels.
-    pub fn log_filter(&self) -> String {
-        self.log.filter_spec("gamelan.executor")
-    }
 }
 
 const PREFIX: &str = "gamelan.executor.";
-
-fn transport(v: &str) -> Result<CommunicationType, String> {
-    CommunicationType::from_str(v).map_err(|_| "one of grpc, kafka, rest, local".to_owned())
-}
-
-impl Show for CommunicationType {
-    fn show(&self) -> Option<String> {
-        Some(self.as_str().to_ascii_lowercase())
-    }
-}
 
 impl Show for GrpcDelivery {
     fn show(&self) -> Option<String> {
@@ -325,6 +274,7 @@ impl Show for GrpcDelivery {
     }
 }
 
+/// An HTTP/2 flow-control window.
 fn window(v: &str) -> Result<u32, String> {
     u32::try_from(value::size(v)?)
         .ok()
@@ -332,13 +282,9 @@ fn window(v: &str) -> Result<u32, String> {
         .ok_or_else(|| "a window between 65535 and 2147483647 bytes (HTTP/2 limits)".to_owned())
 }
 
-fn message_size(v: &str) -> Result<usize, String> {
-    usize::try_from(value::size(v)?).map_err(|_| "a size that fits in memory".to_owned())
-}
-
 fn table() -> Table<ExecutorConfig> {
     use value::{boolean, optional, positive, positive_secs, text};
-    let mut keys = keys!(ExecutorConfig, PREFIX;
+    Table::process(keys!(ExecutorConfig, PREFIX;
         "runtime.enabled" => runtime.enabled: boolean, "false loads the configuration and starts nothing";
         "runtime.executor-id" => runtime.executor_id: optional(text), "runtime id; executor ids are `<runtime-id>-<type>`", default "`executor-name`, else `$HOSTNAME`";
         "runtime.max-parallel-tasks" => runtime.max_parallel_tasks: positive, "tasks executing at once, all types together";
@@ -361,7 +307,7 @@ fn table() -> Table<ExecutorConfig> {
         "quarkus.micrometer.export.prometheus.enabled" => metrics.prometheus_enabled: boolean, "serve `/metrics`";
         "executor-name" env "GAMELAN_EXECUTOR_NAME" => executor_name: optional(text), "service name, put in tokens";
         "executor-version" => executor_version: text, "sent at registration";
-        "transport" => transport: transport, "grpc, kafka, rest or local";
+        "transport" => transport: value::transport, "grpc, kafka, rest or local";
         "grpc.port" => grpc.port: value::port, "push-delivery server port";
         "grpc.host" => grpc.host: text, "push-delivery server address";
         "grpc.engine-url" => grpc.engine_url: optional(value::http_url), "the engine's gRPC address if different", default "`engine-url`";
@@ -370,7 +316,7 @@ fn table() -> Table<ExecutorConfig> {
         "grpc.keep-alive-timeout-seconds" => grpc.keep_alive_timeout: positive_secs, "how long a ping may go unanswered";
         "grpc.max-concurrent-streams" => grpc.max_concurrent_streams: positive, "streams per connection (push server)";
         "grpc.flow-control-window" => grpc.flow_control_window: window, "HTTP/2 window in bytes (65535 to 2147483647)";
-        "grpc.max-message-size" => grpc.max_message_size: message_size, "larger messages are refused with a status (bytes, or e.g. 4MiB)";
+        "grpc.max-message-size" => grpc.max_message_size: value::memory_size, "larger messages are refused with a status (bytes, or e.g. 4MiB)";
         "grpc.use-ssl" => grpc.use_ssl: boolean, "TLS to the engine";
         "grpc.certificate-path" => grpc.certificate_path: optional(value::path), "client certificate for mTLS (with the private key)";
         "grpc.private-key-path" => grpc.private_key_path: optional(value::path), "client private key for mTLS (with the certificate)";
@@ -381,16 +327,7 @@ fn table() -> Table<ExecutorConfig> {
         "jwt.enabled" => jwt.enabled: boolean, "send a token with every call", default "true when a secret or token is set";
         "security.jwt.token" => jwt.token: optional(value::secret), "a static token sent instead of signing one";
         "http.port" | "quarkus.http.port" => http.port: value::port, "health and metrics port (0 = any free)";
-    );
-    keys.extend(kafka::keys(PREFIX));
-    keys.extend(logging::keys(PREFIX));
-    Table::new(
-        keys,
-        vec![
-            kafka::pass_through(PREFIX, "GAMELAN_EXECUTOR_"),
-            logging::categories(),
-        ],
-    )
+    ))
 }
 
 static TABLE: LazyLock<Table<ExecutorConfig>> = LazyLock::new(table);
@@ -426,16 +363,8 @@ impl Schema for ExecutorConfig {
                 ),
             );
         }
-        if self.error.backoff_max < self.error.backoff_initial {
-            check.fail(
-                "gamelan.executor.error.backoff-max",
-                show_duration(self.error.backoff_max),
-                format!(
-                    "at least error.backoff-initial ({})",
-                    show_duration(self.error.backoff_initial)
-                ),
-            );
-        }
+        let error = &self.error;
+        check.backoff(PREFIX, "error", error.backoff_initial, error.backoff_max);
         if self.jwt.enabled && self.jwt.secret.is_none() && self.jwt.token.is_none() {
             check.fail(
                 "gamelan.executor.jwt.enabled",

@@ -3,9 +3,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::time::Duration;
 
 use super::error::{Origin, Problem};
+use super::kafka::{self, HasKafka};
+use super::logging::{self, HasLog};
 use super::secret::{MASK, is_secret_key};
+use super::value::show_duration;
 
 /// Parses a value into its field; on failure says what would have been accepted.
 pub(crate) type Setter<C> = fn(&mut C, &str) -> Result<(), String>;
@@ -100,6 +104,12 @@ macro_rules! config_type {
                 sources: &$crate::config::Sources,
             ) -> Result<$crate::config::Loaded<Self>, $crate::config::ConfigError> {
                 $crate::config::load::load(sources)
+            }
+
+            /// An `env_logger` filter built from the configured levels.
+            pub fn log_filter(&self) -> String {
+                let prefix = <Self as $crate::config::schema::Schema>::PREFIX;
+                self.log.filter_spec(prefix.trim_end_matches('.'))
             }
         }
 
@@ -233,6 +243,21 @@ impl<C> Table<C> {
         }
     }
 
+    /// A process's table: its own keys, then the Kafka and log keys and families every
+    /// process has.
+    pub fn process(mut keys: Vec<Key<C>>) -> Self
+    where
+        C: Schema + HasKafka + HasLog,
+    {
+        keys.extend(kafka::keys(C::PREFIX));
+        keys.extend(logging::keys(C::PREFIX));
+        let families = vec![
+            kafka::pass_through(C::PREFIX, C::ENV_PREFIX),
+            logging::categories(),
+        ];
+        Self::new(keys, families)
+    }
+
     pub fn index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }
@@ -321,6 +346,21 @@ pub(crate) struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// `<prefix><section>.backoff-max` must not be below `backoff-initial`, or delays would
+    /// shrink.
+    pub fn backoff(&mut self, prefix: &str, section: &str, initial: Duration, max: Duration) {
+        if max < initial {
+            self.fail(
+                &format!("{prefix}{section}.backoff-max"),
+                show_duration(max),
+                format!(
+                    "at least {section}.backoff-initial ({})",
+                    show_duration(initial)
+                ),
+            );
+        }
+    }
+
     pub fn fail(&mut self, key: &str, value: impl Display, expected: impl Into<String>) {
         let (spelled, origin) = self
             .provenance

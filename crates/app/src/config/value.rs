@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use gamelan_domain::CommunicationType;
 use log::LevelFilter;
 use url::Url;
 
@@ -111,12 +112,22 @@ pub(crate) fn size(v: &str) -> Result<u64, String> {
     if n == 0 { Err(expected()) } else { Ok(n) }
 }
 
+/// A byte size that is also a length in memory.
+pub(crate) fn memory_size(v: &str) -> Result<usize, String> {
+    usize::try_from(size(v)?).map_err(|_| "a size that fits in memory".to_owned())
+}
+
 /// A multiplier for exponential backoff: at least 1, or delays would shrink.
 pub(crate) fn multiplier(v: &str) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(m) if m.is_finite() && m >= 1.0 => Ok(m),
         _ => Err("a number >= 1 (backoff delays must not shrink)".into()),
     }
+}
+
+/// How executors talk to the engine.
+pub(crate) fn transport(v: &str) -> Result<CommunicationType, String> {
+    CommunicationType::from_str(v).map_err(|_| "one of grpc, kafka, rest, local".to_owned())
 }
 
 /// An absolute `http://` or `https://` URL with a host.
@@ -219,6 +230,12 @@ macro_rules! show_with_to_string {
 }
 
 show_with_to_string!(bool, u16, u32, u64, usize, f64, String, Secret, LevelFilter);
+
+impl Show for CommunicationType {
+    fn show(&self) -> Option<String> {
+        Some(self.as_str().to_ascii_lowercase())
+    }
+}
 
 impl Show for Duration {
     fn show(&self) -> Option<String> {
