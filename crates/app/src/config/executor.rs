@@ -15,8 +15,8 @@ use super::secret::Secret;
 use super::value::{self, Show, show_duration};
 
 /// Everything an executor process reads from `gamelan.executor.*` (plus the few `quarkus.*`
-/// keys the seeds use). Both spellings the seeds use for a setting land in one field.
-/// Defaults are the seeds' values where the seeds give one. Each field's keys, parser and
+/// keys the Java runtime uses). Both spellings it uses for a setting land in one field.
+/// Defaults are the Java runtime's values where it gives one. Each field's keys, parser and
 /// meaning are one line of the key table below (`gamelan config keys` prints it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutorConfig {
@@ -60,7 +60,7 @@ pub struct HeartbeatSettings {
     pub enabled: bool,
     pub interval: Duration,
     /// Must exceed the interval. Unset, it is 60 s or twice the interval, whichever is
-    /// larger, so that raising only the interval (as the seeds' tuning examples do) stays
+    /// larger, so that raising only the interval (as the Java runtime's tuning examples do) stays
     /// valid.
     pub timeout: Duration,
 }
@@ -82,7 +82,7 @@ pub struct ErrorSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultSettings {
     pub batch_size: usize,
-    /// Default 0, not the 5000 ms of the seed's tuning example: the reporter sends as soon
+    /// Default 0, not the 5000 ms of the Java runtime's tuning example: the reporter sends as soon
     /// as it is free, and results that arrive while a report is in flight form the next
     /// batch, so batches grow with load without delaying a lone result (a linger would also
     /// cap throughput, as the engine allows only `max_concurrent_tasks` unfinished tasks per

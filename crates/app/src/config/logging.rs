@@ -1,5 +1,5 @@
 //! Log levels: the root level (`quarkus.log.level`), this process's level
-//! (`gamelan.executor.log.level`) and per-category levels in the seeds' Quarkus spelling
+//! (`gamelan.executor.log.level`) and per-category levels in the Java runtime's Quarkus spelling
 //! (`quarkus.log.category."gamelan.executor.runtime".level=DEBUG`). Categories are `log`
 //! targets (`gamelan.executor.runtime`, `gamelan.executor.task`, `gamelan.executor.error`).
 

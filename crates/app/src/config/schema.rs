@@ -21,7 +21,7 @@ pub(crate) struct Key<C> {
     /// Full keys; the first is the canonical spelling used in output.
     pub names: Vec<String>,
     /// Environment variables that reach this key besides the mechanical mapping of a name
-    /// (the seeds' compose file uses `GAMELAN_EXECUTOR_NAME` for `executor-name`).
+    /// (the Java runtime's compose file uses `GAMELAN_EXECUTOR_NAME` for `executor-name`).
     pub env_aliases: Vec<&'static str>,
     pub set: Setter<C>,
     pub get: Getter<C>,
@@ -39,7 +39,7 @@ impl<C> Key<C> {
 }
 
 /// A key as written in a table: relative to the process prefix, unless it is a `quarkus.*`
-/// key the seeds share with Quarkus.
+/// key shared with Quarkus.
 pub(crate) fn full_name(prefix: &str, name: &str) -> String {
     if name.starts_with("quarkus.") {
         name.to_owned()

@@ -12,7 +12,7 @@ use url::Url;
 use super::secret::{MASK, Secret};
 
 /// The unit of a bare number in a duration key (`heartbeat.interval=30` is seconds,
-/// `error.backoff-initial=1000` is milliseconds, as in the seed documents).
+/// `error.backoff-initial=1000` is milliseconds, as in the Java runtime's documentation).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Unit {
     Seconds,
