@@ -188,6 +188,16 @@ pub enum ConfigCommand {
     /// Load and validate a configuration and print the effective values with their origin.
     /// Exits 2 and lists every problem when the configuration is invalid.
     Check(ConfigCheckArgs),
+    /// Print every setting (all spellings, default, meaning) as a markdown table, as the
+    /// README's configuration reference shows it.
+    Keys(ConfigKeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigKeysArgs {
+    /// List the engine's settings (gamelan.engine.*) instead of the executor's.
+    #[arg(long)]
+    pub engine: bool,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logging::init("warn");
             config_check(args)
         }
+        Command::Config(ConfigCommand::Keys(args)) => {
+            print!("{}", config::reference(args.engine));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Executor(args) => {
             let cfg = serve::load_executor(&args.config, &args.set)?;
             logging::init(&cfg.log_filter());

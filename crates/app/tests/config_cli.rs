@@ -173,3 +173,19 @@ fn set_overrides_and_bad_set_syntax() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("KEY=VALUE"));
 }
+
+#[test]
+fn config_keys_prints_the_reference_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let executor = gamelan(dir.path(), &["config", "keys"], &[]);
+    let engine = gamelan(dir.path(), &["config", "keys", "--engine"], &[]);
+    assert!(executor.status.success() && engine.status.success());
+    let (executor, engine) = (text(&executor.stdout), text(&engine.stdout));
+    assert!(executor.starts_with("| key (all spellings) | default | meaning |\n"));
+    assert!(
+        executor.contains("| `task.queue-size`, `queue-size` | `1000` |"),
+        "{executor}"
+    );
+    assert!(engine.contains("| `ack-timeout` | `5m` |"), "{engine}");
+    assert!(!engine.contains("queue-size"), "{engine}");
+}

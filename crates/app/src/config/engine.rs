@@ -6,53 +6,33 @@ use std::time::Duration;
 
 use gamelan_domain::RetryPolicy;
 
-use super::error::{ConfigError, Warning};
-use super::kafka::{self, HasKafka, KafkaSettings};
-use super::load::{self, Loaded, Sources};
-use super::logging::{self, HasLog, LogSettings};
-use super::schema::{Checker, Key, Schema, Table};
+use super::kafka::KafkaSettings;
+use super::logging::LogSettings;
+use super::schema::{Checker, Schema, Table, config_type, keys};
 use super::secret::Secret;
-use super::value::{self, Unit, show_duration, show_path};
+use super::value;
 
-/// Everything `gamelan engine` reads from `gamelan.engine.*`.
+/// Everything `gamelan engine` reads from `gamelan.engine.*`. Each field's keys, parser and
+/// meaning are one line of the key table below (`gamelan config keys --engine` prints it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
-    /// `host` (default `0.0.0.0`): address every listener binds.
     pub host: String,
-    /// `port` (default 8080; 0 = any free port): the main listener (REST API, health,
-    /// metrics).
+    /// The main listener (gRPC, REST API, health, metrics); 0 = any free port.
     pub port: u16,
-    /// `grpc.port`: an additional, separate gRPC listener.
+    /// An additional, separate gRPC listener.
     pub grpc_port: Option<u16>,
-    /// TLS on the separate gRPC listener (`grpc.use-ssl`, `grpc.certificate-path`,
-    /// `grpc.private-key-path`; `grpc.ca-certificate-path` makes it mutual TLS: clients
-    /// must present a certificate signed by that CA). The main port stays plain, for probes.
+    /// TLS on the separate gRPC listener; the main port stays plain, for probes.
     pub grpc_tls: EngineGrpcTls,
-    /// `heartbeat.timeout` (default 60 s): an executor silent this long is dead and its
-    /// in-flight tasks go back to the queue.
     pub heartbeat_timeout: Duration,
-    /// `ack-timeout` (default 300 s): a dispatched task without a result after this long is
-    /// dispatched again.
     pub ack_timeout: Duration,
     pub jwt: EngineJwt,
-    /// `data-dir` (default `./gamelan-data`): where the task store lives.
     pub data_dir: PathBuf,
-    /// `ephemeral` (default false): keep everything in memory, nothing on disk.
     pub ephemeral: bool,
-    /// `max-body-size` (default 4 MiB): largest accepted request body or message.
     pub max_body_size: u64,
     pub retry: EngineRetry,
-    /// `max-long-polls` (default 256): REST long polls waiting at once; more are answered
-    /// immediately with no tasks.
     pub max_long_polls: usize,
-    /// `max-long-poll-wait`, bare numbers in milliseconds (default 30 s): the longest a REST
-    /// long poll (`waitMs`) or completion feed call waits; longer requests wait this long.
     pub max_long_poll_wait: Duration,
-    /// `results.retention` (default 1 h): how long a finished task stays queryable and
-    /// de-duplicates resent results; then it is forgotten, in memory and on disk.
     pub results_retention: Duration,
-    /// `results.max-retained` (default 100000): finished tasks kept at most; the oldest
-    /// go first.
     pub results_max_retained: usize,
     pub kafka: KafkaSettings,
     /// True when `kafka.bootstrap-servers` was given: the engine then also serves Kafka
@@ -71,25 +51,19 @@ pub struct EngineGrpcTls {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineJwt {
-    /// `jwt.secret`: HMAC key executors' tokens must be signed with.
     pub secret: Option<Secret>,
-    /// `jwt.issuer` (default `gamelan-executor`, what executors sign with by default).
     pub issuer: String,
-    /// `jwt.enabled`: defaults to true when a secret is set; then every executor call needs
-    /// a valid token.
+    /// Unset: true when a secret is set; then every executor call needs a valid token.
     pub enabled: bool,
 }
 
 /// Engine-side retries of tasks whose result was a technical failure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineRetry {
-    /// `retry.max-attempts` (default 3): re-dispatches after the first attempt.
+    /// Re-dispatches after the first attempt.
     pub max_attempts: u32,
-    /// `retry.backoff-initial`, bare numbers in milliseconds (default 1000 ms).
     pub backoff_initial: Duration,
-    /// `retry.backoff-multiplier` (default 2, at least 1).
     pub backoff_multiplier: f64,
-    /// `retry.backoff-max`, bare numbers in milliseconds (default 5 min).
     pub backoff_max: Duration,
 }
 
@@ -127,23 +101,9 @@ impl Default for EngineConfig {
     }
 }
 
+config_type!(EngineConfig);
+
 impl EngineConfig {
-    /// Loads `files` (later ones override earlier ones) and `env` (over the files), then
-    /// validates. The error lists every problem found.
-    pub fn load(
-        files: &[PathBuf],
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(Self, Vec<Warning>), ConfigError> {
-        let loaded = Self::load_sources(&Sources::new().files(files).env(env))?;
-        Ok((loaded.config, loaded.warnings))
-    }
-
-    /// Like [`EngineConfig::load`], with `--set` overrides and the effective values and
-    /// their origins for display.
-    pub fn load_sources(sources: &Sources) -> Result<Loaded<Self>, ConfigError> {
-        load::load(sources)
-    }
-
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
             max_attempts: self.retry.max_attempts,
@@ -153,239 +113,37 @@ impl EngineConfig {
             ..RetryPolicy::default()
         }
     }
-
-    /// An `env_logger` filter built from the configured levels.
-    pub fn log_filter(&self) -> String {
-        self.log.filter_spec("gamelan.engine")
-    }
-}
-
-impl HasKafka for EngineConfig {
-    fn kafka(&self) -> &KafkaSettings {
-        &self.kafka
-    }
-    fn kafka_mut(&mut self) -> &mut KafkaSettings {
-        &mut self.kafka
-    }
-}
-
-impl HasLog for EngineConfig {
-    fn log(&self) -> &LogSettings {
-        &self.log
-    }
-    fn log_mut(&mut self) -> &mut LogSettings {
-        &mut self.log
-    }
 }
 
 const PREFIX: &str = "gamelan.engine.";
 
-fn p(names: &[&str]) -> Vec<String> {
-    names.iter().map(|n| format!("{PREFIX}{n}")).collect()
-}
-
-type K = Key<EngineConfig>;
-
 fn table() -> Table<EngineConfig> {
-    let mut keys: Vec<K> = vec![
-        K::new(
-            p(&["host"]),
-            |c, v| {
-                c.host = value::text(v)?;
-                Ok(())
-            },
-            |c| Some(c.host.clone()),
-        ),
-        K::new(
-            p(&["port"]),
-            |c, v| {
-                c.port = value::port(v)?;
-                Ok(())
-            },
-            |c| Some(c.port.to_string()),
-        ),
-        K::new(
-            p(&["grpc.port"]),
-            |c, v| {
-                c.grpc_port = if v.is_empty() {
-                    None
-                } else {
-                    Some(value::port(v)?)
-                };
-                Ok(())
-            },
-            |c| c.grpc_port.map(|p| p.to_string()),
-        ),
-        K::new(
-            p(&["grpc.use-ssl"]),
-            |c, v| {
-                c.grpc_tls.use_ssl = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.grpc_tls.use_ssl.to_string()),
-        ),
-        K::new(
-            p(&["grpc.certificate-path"]),
-            |c, v| {
-                c.grpc_tls.certificate_path = value::optional_path(v);
-                Ok(())
-            },
-            |c| show_path(c.grpc_tls.certificate_path.as_ref()),
-        ),
-        K::new(
-            p(&["grpc.private-key-path"]),
-            |c, v| {
-                c.grpc_tls.private_key_path = value::optional_path(v);
-                Ok(())
-            },
-            |c| show_path(c.grpc_tls.private_key_path.as_ref()),
-        ),
-        K::new(
-            p(&["grpc.ca-certificate-path"]),
-            |c, v| {
-                c.grpc_tls.ca_certificate_path = value::optional_path(v);
-                Ok(())
-            },
-            |c| show_path(c.grpc_tls.ca_certificate_path.as_ref()),
-        ),
-        K::new(
-            p(&["heartbeat.timeout", "heartbeat.timeout-seconds"]),
-            |c, v| {
-                c.heartbeat_timeout = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.heartbeat_timeout)),
-        ),
-        K::new(
-            p(&["ack-timeout"]),
-            |c, v| {
-                c.ack_timeout = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.ack_timeout)),
-        ),
-        K::new(
-            p(&["jwt.secret"]),
-            |c, v| {
-                c.jwt.secret = value::optional_text(v).map(Secret::new);
-                Ok(())
-            },
-            |c| c.jwt.secret.as_ref().map(ToString::to_string),
-        ),
-        K::new(
-            p(&["jwt.issuer"]),
-            |c, v| {
-                c.jwt.issuer = value::text(v)?;
-                Ok(())
-            },
-            |c| Some(c.jwt.issuer.clone()),
-        ),
-        K::new(
-            p(&["jwt.enabled"]),
-            |c, v| {
-                c.jwt.enabled = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.jwt.enabled.to_string()),
-        ),
-        K::new(
-            p(&["data-dir"]),
-            |c, v| {
-                c.data_dir = PathBuf::from(value::text(v)?);
-                Ok(())
-            },
-            |c| Some(c.data_dir.display().to_string()),
-        ),
-        K::new(
-            p(&["ephemeral"]),
-            |c, v| {
-                c.ephemeral = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.ephemeral.to_string()),
-        ),
-        K::new(
-            p(&["max-body-size"]),
-            |c, v| {
-                c.max_body_size = value::size(v)?;
-                Ok(())
-            },
-            |c| Some(c.max_body_size.to_string()),
-        ),
-        K::new(
-            p(&["retry.max-attempts"]),
-            |c, v| {
-                c.retry.max_attempts = value::number(v)?;
-                Ok(())
-            },
-            |c| Some(c.retry.max_attempts.to_string()),
-        ),
-        K::new(
-            p(&["retry.backoff-initial"]),
-            |c, v| {
-                c.retry.backoff_initial = value::duration(v, Unit::Millis)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.retry.backoff_initial)),
-        ),
-        K::new(
-            p(&["retry.backoff-multiplier"]),
-            |c, v| {
-                c.retry.backoff_multiplier = value::multiplier(v)?;
-                Ok(())
-            },
-            |c| Some(c.retry.backoff_multiplier.to_string()),
-        ),
-        K::new(
-            p(&["retry.backoff-max"]),
-            |c, v| {
-                c.retry.backoff_max = value::duration(v, Unit::Millis)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.retry.backoff_max)),
-        ),
-        K::new(
-            p(&["max-long-polls"]),
-            |c, v| {
-                c.max_long_polls = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.max_long_polls.to_string()),
-        ),
-        K::new(
-            p(&["max-long-poll-wait"]),
-            |c, v| {
-                c.max_long_poll_wait = value::positive_duration(v, Unit::Millis)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.max_long_poll_wait)),
-        ),
-        K::new(
-            p(&["results.retention"]),
-            |c, v| {
-                c.results_retention = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.results_retention)),
-        ),
-        K::new(
-            p(&["results.max-retained"]),
-            |c, v| {
-                c.results_max_retained = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.results_max_retained.to_string()),
-        ),
-    ];
-    keys.extend(kafka::keys(PREFIX));
-    keys.extend(logging::keys(PREFIX));
-    Table::new(
-        keys,
-        vec![
-            kafka::pass_through(PREFIX, "GAMELAN_ENGINE_"),
-            logging::categories(),
-        ],
-    )
+    use value::{boolean, optional, positive, positive_secs, text};
+    Table::process(keys!(EngineConfig, PREFIX;
+        "host" => host: text, "address every listener binds";
+        "port" => port: value::port, "the one listener: gRPC (h2c) + HTTP API + health + metrics (0 = any free port)";
+        "grpc.port" => grpc_port: optional(value::port), "an extra gRPC-only listener (the Java engine's 9090)";
+        "grpc.use-ssl" => grpc_tls.use_ssl: boolean, "TLS on the extra gRPC listener (needs `grpc.port`)";
+        "grpc.certificate-path" => grpc_tls.certificate_path: optional(value::path), "server certificate for TLS";
+        "grpc.private-key-path" => grpc_tls.private_key_path: optional(value::path), "server private key for TLS";
+        "grpc.ca-certificate-path" => grpc_tls.ca_certificate_path: optional(value::path), "makes it mutual TLS: clients need a certificate signed by this CA";
+        "heartbeat.timeout" | "heartbeat.timeout-seconds" => heartbeat_timeout: positive_secs, "silent executors are declared dead; their tasks go elsewhere (bare numbers: seconds)";
+        "ack-timeout" => ack_timeout: positive_secs, "a delivered task without a result is dispatched again (bare numbers: seconds)";
+        "jwt.secret" => jwt.secret: optional(value::secret), "HS256 key executors' tokens must be signed with";
+        "jwt.issuer" => jwt.issuer: text, "`iss` claim executors' tokens must carry";
+        "jwt.enabled" => jwt.enabled: boolean, "token check on every executor call", default "true when a secret is set";
+        "data-dir" => data_dir: value::path, "durable store (redb); also `--data-dir`";
+        "ephemeral" => ephemeral: boolean, "keep everything in memory; also `--ephemeral`";
+        "max-body-size" => max_body_size: value::size, "largest request body / gRPC message (bytes, or e.g. 4MiB)";
+        "retry.max-attempts" => retry.max_attempts: value::number, "engine-side retries of technical failures (new attempt, new token)";
+        "retry.backoff-initial" => retry.backoff_initial: value::millis, "first retry delay (bare numbers: ms)";
+        "retry.backoff-multiplier" => retry.backoff_multiplier: value::multiplier, "delay growth (>= 1)";
+        "retry.backoff-max" => retry.backoff_max: value::millis, "cap on one delay (bare numbers: ms)";
+        "max-long-polls" => max_long_polls: positive, "REST long polls waiting at once; more get 429 + Retry-After";
+        "max-long-poll-wait" => max_long_poll_wait: value::positive_millis, "the longest a REST long poll or completion feed call waits, whatever its `waitMs` (bare numbers: ms)";
+        "results.retention" => results_retention: positive_secs, "finished tasks stay queryable (and de-duplicate resent results) this long; then they are forgotten, in memory and in the store";
+        "results.max-retained" => results_max_retained: positive, "finished tasks kept at most; the oldest go first";
+    ))
 }
 
 static TABLE: LazyLock<Table<EngineConfig>> = LazyLock::new(table);
@@ -441,15 +199,7 @@ impl Schema for EngineConfig {
                 format!("a port other than gamelan.engine.port ({})", self.port),
             );
         }
-        if self.retry.backoff_max < self.retry.backoff_initial {
-            check.fail(
-                "gamelan.engine.retry.backoff-max",
-                show_duration(self.retry.backoff_max),
-                format!(
-                    "at least retry.backoff-initial ({})",
-                    show_duration(self.retry.backoff_initial)
-                ),
-            );
-        }
+        let retry = &self.retry;
+        check.backoff(PREFIX, "retry", retry.backoff_initial, retry.backoff_max);
     }
 }

@@ -8,23 +8,19 @@ use std::time::Duration;
 use gamelan_domain::{BatchPolicy, CommunicationType, RetryPolicy};
 use url::Url;
 
-use super::error::{ConfigError, Warning};
-use super::kafka::{self, HasKafka, KafkaSettings};
-use super::load::{self, Loaded, Sources};
-use super::logging::{self, HasLog, LogSettings};
-use super::schema::{Checker, Key, Schema, Table};
+use super::kafka::KafkaSettings;
+use super::logging::LogSettings;
+use super::schema::{Checker, Schema, Table, config_type, keys};
 use super::secret::Secret;
-use super::value::{self, Unit, show_duration, show_path};
+use super::value::{self, Show, show_duration};
 
 /// Everything an executor process reads from `gamelan.executor.*` (plus the few `quarkus.*`
-/// keys the seeds use). Both spellings the seeds use for a setting land in one field.
-/// Defaults are the seeds' values where the seeds give one.
+/// keys the Java runtime uses). Both spellings it uses for a setting land in one field.
+/// Defaults are the Java runtime's values where it gives one. Each field's keys, parser and
+/// meaning are one line of the key table below (`gamelan config keys` prints it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutorConfig {
-    /// `executor-name` (env also `GAMELAN_EXECUTOR_NAME`): the service name sent with
-    /// registrations and put into tokens.
     pub executor_name: Option<String>,
-    /// `executor-version` (default `1.0.0`).
     pub executor_version: String,
     pub runtime: RuntimeSettings,
     pub engine: EngineConnection,
@@ -33,7 +29,6 @@ pub struct ExecutorConfig {
     pub error: ErrorSettings,
     pub result: ResultSettings,
     pub metrics: MetricsSettings,
-    /// `transport`: grpc (default), kafka, rest or local.
     pub transport: CommunicationType,
     pub grpc: GrpcSettings,
     pub kafka: KafkaSettings,
@@ -47,81 +42,62 @@ pub struct ExecutorConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeSettings {
-    /// `runtime.enabled` (default true): false loads the configuration but starts nothing.
     pub enabled: bool,
-    /// `runtime.executor-id`; unset: generated at start.
+    /// Unset: `executor-name`, else the host name, at start.
     pub executor_id: Option<String>,
-    /// `runtime.max-parallel-tasks` (default 50): tasks executing at once across all types.
     pub max_parallel_tasks: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConnection {
-    /// `engine.url` / `engine-url` (default `http://localhost:8080`).
     pub url: Url,
-    /// `engine.connect-timeout`, bare numbers in seconds (default 30 s).
     pub connect_timeout: Duration,
-    /// `engine.request-timeout`, bare numbers in seconds (default 300 s).
     pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatSettings {
-    /// `heartbeat.enabled` (default true).
     pub enabled: bool,
-    /// `heartbeat.interval` / `heartbeat.interval-seconds` (default 30 s).
     pub interval: Duration,
-    /// `heartbeat.timeout` / `heartbeat.timeout-seconds`: must exceed the interval. Unset,
-    /// it is 60 s or twice the interval, whichever is larger, so that raising only the
-    /// interval (as the seeds' tuning examples do) stays valid.
+    /// Must exceed the interval. Unset, it is 60 s or twice the interval, whichever is
+    /// larger, so that raising only the interval (as the Java runtime's tuning examples do) stays
+    /// valid.
     pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskSettings {
-    /// `task.queue-size` / `queue-size` (default 1000): tasks waiting for a worker; a full
-    /// queue is backpressure, never a drop.
     pub queue_size: usize,
-    /// `task.dispatch-threads` / `thread-pool-size` (default 10): worker threads.
     pub dispatch_threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorSettings {
-    /// `error.max-retries` (default 3): retries of a technical failure; 0 disables them.
     pub max_retries: u32,
-    /// `error.backoff-initial`, bare numbers in milliseconds (default 1000 ms).
     pub backoff_initial: Duration,
-    /// `error.backoff-multiplier` (default 2, at least 1).
     pub backoff_multiplier: f64,
-    /// `error.backoff-max`, bare numbers in milliseconds (default 5 min): cap on one delay.
     pub backoff_max: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultSettings {
-    /// `result.batch-size` (default 100): results reported in one call.
     pub batch_size: usize,
-    /// `result.batch-timeout`, bare numbers in milliseconds: how long a result may wait for
-    /// others to join its batch. Default 0, not the 5000 of the seed's tuning example: the
-    /// reporter sends as soon as it is free, and results that arrive while a report is in
-    /// flight form the next batch, so batches grow with load without delaying a lone result
-    /// (a linger would also cap throughput, as the engine allows only
-    /// `max_concurrent_tasks` unfinished tasks per executor).
+    /// Default 0, not the 5000 ms of the Java runtime's tuning example: the reporter sends as soon
+    /// as it is free, and results that arrive while a report is in flight form the next
+    /// batch, so batches grow with load without delaying a lone result (a linger would also
+    /// cap throughput, as the engine allows only `max_concurrent_tasks` unfinished tasks per
+    /// executor).
     pub batch_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsSettings {
-    /// `metrics.enabled` (default true).
     pub enabled: bool,
-    /// `metrics.export-interval`, bare numbers in seconds (default 60 s).
     pub export_interval: Duration,
-    /// `quarkus.micrometer.export.prometheus.enabled` (default true): serve `/metrics`.
     pub prometheus_enabled: bool,
 }
 
-/// How tasks arrive over gRPC (DESIGN.md section 4).
+/// How tasks arrive over gRPC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GrpcDelivery {
     /// One bidirectional `ExecuteStream`: tasks, results, acks and heartbeats multiplexed.
@@ -157,43 +133,30 @@ impl FromStr for GrpcDelivery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcSettings {
-    /// `grpc.port` (default 9090): this executor's server, used by push delivery.
+    /// This executor's own server, used by push delivery.
     pub port: u16,
-    /// `grpc.host` (default `0.0.0.0`).
     pub host: String,
-    /// `grpc.engine-url`: the engine's gRPC address when it differs from `engine-url`.
+    /// Unset: `engine.url`.
     pub engine_url: Option<Url>,
-    /// `grpc.delivery` (default execute-stream).
     pub delivery: GrpcDelivery,
-    /// `grpc.keep-alive-time-seconds` (default 30 s): HTTP/2 ping interval.
     pub keep_alive_time: Duration,
-    /// `grpc.keep-alive-timeout-seconds` (default 10 s): how long a ping may go unanswered.
     pub keep_alive_timeout: Duration,
-    /// `grpc.max-concurrent-streams` (default 1000).
     pub max_concurrent_streams: u32,
-    /// `grpc.flow-control-window` in bytes (default 1 MiB; HTTP/2 allows 65535..2^31-1).
     pub flow_control_window: u32,
-    /// `grpc.max-message-size` in bytes or with a unit (default 4 MiB).
     pub max_message_size: usize,
-    /// `grpc.use-ssl` (default false).
     pub use_ssl: bool,
-    /// `grpc.certificate-path` / `grpc.private-key-path`: client identity for mTLS (both or
-    /// neither).
+    /// Client identity for mTLS: both or neither.
     pub certificate_path: Option<PathBuf>,
     pub private_key_path: Option<PathBuf>,
-    /// `grpc.ca-certificate-path`: trust root for the engine's certificate.
     pub ca_certificate_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtSettings {
-    /// `jwt.secret`: HMAC key for the tokens this executor signs.
     pub secret: Option<Secret>,
-    /// `jwt.issuer` (default `gamelan-executor`).
     pub issuer: String,
-    /// `jwt.expiry`, bare numbers in seconds (default 5 min): lifetime of a signed token.
     pub expiry: Duration,
-    /// `jwt.enabled`: defaults to true when a secret or a static token is set.
+    /// Unset: true when a secret or a static token is set.
     pub enabled: bool,
     /// `security.jwt.token`: a ready-made token sent as is, instead of signing one.
     pub token: Option<Secret>,
@@ -201,8 +164,7 @@ pub struct JwtSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpSettings {
-    /// `http.port` / `quarkus.http.port` (default 8080; 0 = any free port): health and
-    /// metrics endpoint.
+    /// Health and metrics endpoint; 0 = any free port.
     pub port: u16,
 }
 
@@ -276,23 +238,9 @@ impl Default for ExecutorConfig {
     }
 }
 
+config_type!(ExecutorConfig);
+
 impl ExecutorConfig {
-    /// Loads `files` (later ones override earlier ones) and `env` (over the files), then
-    /// validates. The error lists every problem found.
-    pub fn load(
-        files: &[PathBuf],
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(Self, Vec<Warning>), ConfigError> {
-        let loaded = Self::load_sources(&Sources::new().files(files).env(env))?;
-        Ok((loaded.config, loaded.warnings))
-    }
-
-    /// Like [`ExecutorConfig::load`], with `--set` overrides and the effective values and
-    /// their origins for display.
-    pub fn load_sources(sources: &Sources) -> Result<Loaded<Self>, ConfigError> {
-        load::load(sources)
-    }
-
     /// The address gRPC connects to: `grpc.engine-url`, else `engine-url`.
     pub fn grpc_engine_url(&self) -> &Url {
         self.grpc.engine_url.as_ref().unwrap_or(&self.engine.url)
@@ -316,418 +264,70 @@ impl ExecutorConfig {
             max_age: self.result.batch_timeout,
         }
     }
-
-    /// An `env_logger` filter built from the configured levels.
-    pub fn log_filter(&self) -> String {
-        self.log.filter_spec("gamelan.executor")
-    }
-}
-
-impl HasKafka for ExecutorConfig {
-    fn kafka(&self) -> &KafkaSettings {
-        &self.kafka
-    }
-    fn kafka_mut(&mut self) -> &mut KafkaSettings {
-        &mut self.kafka
-    }
-}
-
-impl HasLog for ExecutorConfig {
-    fn log(&self) -> &LogSettings {
-        &self.log
-    }
-    fn log_mut(&mut self) -> &mut LogSettings {
-        &mut self.log
-    }
 }
 
 const PREFIX: &str = "gamelan.executor.";
 
-fn p(names: &[&str]) -> Vec<String> {
-    names.iter().map(|n| format!("{PREFIX}{n}")).collect()
-}
-
-/// A URL as printed: without any password it may carry.
-fn show_url(u: &Url) -> String {
-    let mut u = u.clone();
-    if u.password().is_some() {
-        let _ = u.set_password(Some(super::secret::MASK));
+impl Show for GrpcDelivery {
+    fn show(&self) -> Option<String> {
+        Some(self.as_str().to_owned())
     }
-    u.to_string()
 }
 
-type K = Key<ExecutorConfig>;
+/// An HTTP/2 flow-control window.
+fn window(v: &str) -> Result<u32, String> {
+    u32::try_from(value::size(v)?)
+        .ok()
+        .filter(|n| (65_535..=0x7fff_ffff).contains(n))
+        .ok_or_else(|| "a window between 65535 and 2147483647 bytes (HTTP/2 limits)".to_owned())
+}
 
 fn table() -> Table<ExecutorConfig> {
-    let mut keys: Vec<K> = vec![
-        // runtime.*
-        K::new(
-            p(&["runtime.enabled"]),
-            |c, v| {
-                c.runtime.enabled = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.runtime.enabled.to_string()),
-        ),
-        K::new(
-            p(&["runtime.executor-id"]),
-            |c, v| {
-                c.runtime.executor_id = value::optional_text(v);
-                Ok(())
-            },
-            |c| c.runtime.executor_id.clone(),
-        ),
-        K::new(
-            p(&["runtime.max-parallel-tasks"]),
-            |c, v| {
-                c.runtime.max_parallel_tasks = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.runtime.max_parallel_tasks.to_string()),
-        ),
-        // engine.*
-        K::new(
-            p(&["engine.url", "engine-url"]),
-            |c, v| {
-                c.engine.url = value::http_url(v)?;
-                Ok(())
-            },
-            |c| Some(show_url(&c.engine.url)),
-        ),
-        K::new(
-            p(&["engine.connect-timeout"]),
-            |c, v| {
-                c.engine.connect_timeout = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.engine.connect_timeout)),
-        ),
-        K::new(
-            p(&["engine.request-timeout"]),
-            |c, v| {
-                c.engine.request_timeout = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.engine.request_timeout)),
-        ),
-        // heartbeat.*
-        K::new(
-            p(&["heartbeat.enabled"]),
-            |c, v| {
-                c.heartbeat.enabled = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.heartbeat.enabled.to_string()),
-        ),
-        K::new(
-            p(&["heartbeat.interval", "heartbeat.interval-seconds"]),
-            |c, v| {
-                c.heartbeat.interval = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.heartbeat.interval)),
-        ),
-        K::new(
-            p(&["heartbeat.timeout", "heartbeat.timeout-seconds"]),
-            |c, v| {
-                c.heartbeat.timeout = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.heartbeat.timeout)),
-        ),
-        // task.*
-        K::new(
-            p(&["task.queue-size", "queue-size"]),
-            |c, v| {
-                c.task.queue_size = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.task.queue_size.to_string()),
-        ),
-        K::new(
-            p(&["task.dispatch-threads", "thread-pool-size"]),
-            |c, v| {
-                c.task.dispatch_threads = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.task.dispatch_threads.to_string()),
-        ),
-        // error.*
-        K::new(
-            p(&["error.max-retries"]),
-            |c, v| {
-                c.error.max_retries = value::number(v)?;
-                Ok(())
-            },
-            |c| Some(c.error.max_retries.to_string()),
-        ),
-        K::new(
-            p(&["error.backoff-initial"]),
-            |c, v| {
-                c.error.backoff_initial = value::duration(v, Unit::Millis)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.error.backoff_initial)),
-        ),
-        K::new(
-            p(&["error.backoff-multiplier"]),
-            |c, v| {
-                c.error.backoff_multiplier = value::multiplier(v)?;
-                Ok(())
-            },
-            |c| Some(c.error.backoff_multiplier.to_string()),
-        ),
-        K::new(
-            p(&["error.backoff-max"]),
-            |c, v| {
-                c.error.backoff_max = value::duration(v, Unit::Millis)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.error.backoff_max)),
-        ),
-        // result.*
-        K::new(
-            p(&["result.batch-size"]),
-            |c, v| {
-                c.result.batch_size = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.result.batch_size.to_string()),
-        ),
-        K::new(
-            p(&["result.batch-timeout"]),
-            |c, v| {
-                c.result.batch_timeout = value::duration(v, Unit::Millis)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.result.batch_timeout)),
-        ),
-        // metrics.*
-        K::new(
-            p(&["metrics.enabled"]),
-            |c, v| {
-                c.metrics.enabled = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.metrics.enabled.to_string()),
-        ),
-        K::new(
-            p(&["metrics.export-interval"]),
-            |c, v| {
-                c.metrics.export_interval = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.metrics.export_interval)),
-        ),
-        K::new(
-            ["quarkus.micrometer.export.prometheus.enabled".to_owned()],
-            |c, v| {
-                c.metrics.prometheus_enabled = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.metrics.prometheus_enabled.to_string()),
-        ),
-        // identity
-        K::new(
-            p(&["executor-name"]),
-            |c, v| {
-                c.executor_name = value::optional_text(v);
-                Ok(())
-            },
-            |c| c.executor_name.clone(),
-        )
-        .env_alias("GAMELAN_EXECUTOR_NAME"),
-        K::new(
-            p(&["executor-version"]),
-            |c, v| {
-                c.executor_version = value::text(v)?;
-                Ok(())
-            },
-            |c| Some(c.executor_version.clone()),
-        ),
-        K::new(
-            p(&["transport"]),
-            |c, v| {
-                c.transport = CommunicationType::from_str(v)
-                    .map_err(|_| "one of grpc, kafka, rest, local".to_owned())?;
-                Ok(())
-            },
-            |c| Some(c.transport.as_str().to_ascii_lowercase()),
-        ),
-        // grpc.*
-        K::new(
-            p(&["grpc.port"]),
-            |c, v| {
-                c.grpc.port = value::port(v)?;
-                Ok(())
-            },
-            |c| Some(c.grpc.port.to_string()),
-        ),
-        K::new(
-            p(&["grpc.host"]),
-            |c, v| {
-                c.grpc.host = value::text(v)?;
-                Ok(())
-            },
-            |c| Some(c.grpc.host.clone()),
-        ),
-        K::new(
-            p(&["grpc.engine-url"]),
-            |c, v| {
-                c.grpc.engine_url = if v.is_empty() {
-                    None
-                } else {
-                    Some(value::http_url(v)?)
-                };
-                Ok(())
-            },
-            |c| c.grpc.engine_url.as_ref().map(show_url),
-        ),
-        K::new(
-            p(&["grpc.delivery"]),
-            |c, v| {
-                c.grpc.delivery = v.parse()?;
-                Ok(())
-            },
-            |c| Some(c.grpc.delivery.as_str().to_owned()),
-        ),
-        K::new(
-            p(&["grpc.keep-alive-time-seconds"]),
-            |c, v| {
-                c.grpc.keep_alive_time = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.grpc.keep_alive_time)),
-        ),
-        K::new(
-            p(&["grpc.keep-alive-timeout-seconds"]),
-            |c, v| {
-                c.grpc.keep_alive_timeout = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.grpc.keep_alive_timeout)),
-        ),
-        K::new(
-            p(&["grpc.max-concurrent-streams"]),
-            |c, v| {
-                c.grpc.max_concurrent_streams = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.grpc.max_concurrent_streams.to_string()),
-        ),
-        K::new(
-            p(&["grpc.flow-control-window"]),
-            |c, v| {
-                let n = value::size(v)?;
-                c.grpc.flow_control_window = u32::try_from(n)
-                    .ok()
-                    .filter(|n| (65_535..=0x7fff_ffff).contains(n))
-                    .ok_or("a window between 65535 and 2147483647 bytes (HTTP/2 limits)")?;
-                Ok(())
-            },
-            |c| Some(c.grpc.flow_control_window.to_string()),
-        ),
-        K::new(
-            p(&["grpc.max-message-size"]),
-            |c, v| {
-                c.grpc.max_message_size = usize::try_from(value::size(v)?)
-                    .map_err(|_| "a size that fits in memory".to_owned())?;
-                Ok(())
-            },
-            |c| Some(c.grpc.max_message_size.to_string()),
-        ),
-        K::new(
-            p(&["grpc.use-ssl"]),
-            |c, v| {
-                c.grpc.use_ssl = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.grpc.use_ssl.to_string()),
-        ),
-        K::new(
-            p(&["grpc.certificate-path"]),
-            |c, v| {
-                c.grpc.certificate_path = value::optional_path(v);
-                Ok(())
-            },
-            |c| show_path(c.grpc.certificate_path.as_ref()),
-        ),
-        K::new(
-            p(&["grpc.private-key-path"]),
-            |c, v| {
-                c.grpc.private_key_path = value::optional_path(v);
-                Ok(())
-            },
-            |c| show_path(c.grpc.private_key_path.as_ref()),
-        ),
-        K::new(
-            p(&["grpc.ca-certificate-path"]),
-            |c, v| {
-                c.grpc.ca_certificate_path = value::optional_path(v);
-                Ok(())
-            },
-            |c| show_path(c.grpc.ca_certificate_path.as_ref()),
-        ),
-        // jwt.*
-        K::new(
-            p(&["jwt.secret"]),
-            |c, v| {
-                c.jwt.secret = value::optional_text(v).map(Secret::new);
-                Ok(())
-            },
-            |c| c.jwt.secret.as_ref().map(ToString::to_string),
-        ),
-        K::new(
-            p(&["jwt.issuer"]),
-            |c, v| {
-                c.jwt.issuer = value::text(v)?;
-                Ok(())
-            },
-            |c| Some(c.jwt.issuer.clone()),
-        ),
-        K::new(
-            p(&["jwt.expiry"]),
-            |c, v| {
-                c.jwt.expiry = value::positive_duration(v, Unit::Seconds)?;
-                Ok(())
-            },
-            |c| Some(show_duration(c.jwt.expiry)),
-        ),
-        K::new(
-            p(&["jwt.enabled"]),
-            |c, v| {
-                c.jwt.enabled = value::boolean(v)?;
-                Ok(())
-            },
-            |c| Some(c.jwt.enabled.to_string()),
-        ),
-        K::new(
-            p(&["security.jwt.token"]),
-            |c, v| {
-                c.jwt.token = value::optional_text(v).map(Secret::new);
-                Ok(())
-            },
-            |c| c.jwt.token.as_ref().map(ToString::to_string),
-        ),
-        // http
-        K::new(
-            [format!("{PREFIX}http.port"), "quarkus.http.port".to_owned()],
-            |c, v| {
-                c.http.port = value::port(v)?;
-                Ok(())
-            },
-            |c| Some(c.http.port.to_string()),
-        ),
-    ];
-    keys.extend(kafka::keys(PREFIX));
-    keys.extend(logging::keys(PREFIX));
-    Table::new(
-        keys,
-        vec![
-            kafka::pass_through(PREFIX, "GAMELAN_EXECUTOR_"),
-            logging::categories(),
-        ],
-    )
+    use value::{boolean, optional, positive, positive_secs, text};
+    Table::process(keys!(ExecutorConfig, PREFIX;
+        "runtime.enabled" => runtime.enabled: boolean, "false loads the configuration and starts nothing";
+        "runtime.executor-id" => runtime.executor_id: optional(text), "runtime id; executor ids are `<runtime-id>-<type>`", default "`executor-name`, else `$HOSTNAME`";
+        "runtime.max-parallel-tasks" => runtime.max_parallel_tasks: positive, "tasks executing at once, all types together";
+        "engine.url" | "engine-url" => engine.url: value::http_url, "the engine (gRPC and REST on one port)";
+        "engine.connect-timeout" => engine.connect_timeout: positive_secs, "connect timeout (bare numbers: seconds)";
+        "engine.request-timeout" => engine.request_timeout: positive_secs, "request timeout, and the task timeout when a task has none (bare numbers: seconds)";
+        "heartbeat.enabled" => heartbeat.enabled: boolean, "send heartbeats";
+        "heartbeat.interval" | "heartbeat.interval-seconds" => heartbeat.interval: positive_secs, "heartbeat period (bare numbers: seconds)";
+        "heartbeat.timeout" | "heartbeat.timeout-seconds" => heartbeat.timeout: positive_secs, "must exceed the interval (bare numbers: seconds)", default "60s or 2x interval";
+        "task.queue-size" | "queue-size" => task.queue_size: positive, "tasks admitted and waiting; full = backpressure, never a drop";
+        "task.dispatch-threads" | "thread-pool-size" => task.dispatch_threads: positive, "worker threads";
+        "error.max-retries" => error.max_retries: value::number, "retries of a technical failure (0: none)";
+        "error.backoff-initial" => error.backoff_initial: value::millis, "first retry delay (bare numbers: ms)";
+        "error.backoff-multiplier" => error.backoff_multiplier: value::multiplier, "delay growth (>= 1)";
+        "error.backoff-max" => error.backoff_max: value::millis, "cap on one delay (bare numbers: ms)";
+        "result.batch-size" => result.batch_size: positive, "results per report";
+        "result.batch-timeout" => result.batch_timeout: value::millis, "longest a result waits for others to join its batch (0: send when the reporter is free; batches still form under load; bare numbers: ms)";
+        "metrics.enabled" => metrics.enabled: boolean, "collect metrics";
+        "metrics.export-interval" => metrics.export_interval: positive_secs, "metrics export period (bare numbers: seconds)";
+        "quarkus.micrometer.export.prometheus.enabled" => metrics.prometheus_enabled: boolean, "serve `/metrics`";
+        "executor-name" env "GAMELAN_EXECUTOR_NAME" => executor_name: optional(text), "service name, put in tokens";
+        "executor-version" => executor_version: text, "sent at registration";
+        "transport" => transport: value::transport, "grpc, kafka, rest or local";
+        "grpc.port" => grpc.port: value::port, "push-delivery server port";
+        "grpc.host" => grpc.host: text, "push-delivery server address";
+        "grpc.engine-url" => grpc.engine_url: optional(value::http_url), "the engine's gRPC address if different", default "`engine-url`";
+        "grpc.delivery" => grpc.delivery: str::parse, "execute-stream, stream-tasks or push";
+        "grpc.keep-alive-time-seconds" => grpc.keep_alive_time: positive_secs, "HTTP/2 ping interval";
+        "grpc.keep-alive-timeout-seconds" => grpc.keep_alive_timeout: positive_secs, "how long a ping may go unanswered";
+        "grpc.max-concurrent-streams" => grpc.max_concurrent_streams: positive, "streams per connection (push server)";
+        "grpc.flow-control-window" => grpc.flow_control_window: window, "HTTP/2 window in bytes (65535 to 2147483647)";
+        "grpc.max-message-size" => grpc.max_message_size: value::memory_size, "larger messages are refused with a status (bytes, or e.g. 4MiB)";
+        "grpc.use-ssl" => grpc.use_ssl: boolean, "TLS to the engine";
+        "grpc.certificate-path" => grpc.certificate_path: optional(value::path), "client certificate for mTLS (with the private key)";
+        "grpc.private-key-path" => grpc.private_key_path: optional(value::path), "client private key for mTLS (with the certificate)";
+        "grpc.ca-certificate-path" => grpc.ca_certificate_path: optional(value::path), "trust root for the engine";
+        "jwt.secret" => jwt.secret: optional(value::secret), "HS256 key; enables signed tokens";
+        "jwt.issuer" => jwt.issuer: text, "`iss` claim";
+        "jwt.expiry" => jwt.expiry: positive_secs, "token lifetime, refreshed before expiry (bare numbers: seconds)";
+        "jwt.enabled" => jwt.enabled: boolean, "send a token with every call", default "true when a secret or token is set";
+        "security.jwt.token" => jwt.token: optional(value::secret), "a static token sent instead of signing one";
+        "http.port" | "quarkus.http.port" => http.port: value::port, "health and metrics port (0 = any free)";
+    ))
 }
 
 static TABLE: LazyLock<Table<ExecutorConfig>> = LazyLock::new(table);
@@ -763,16 +363,8 @@ impl Schema for ExecutorConfig {
                 ),
             );
         }
-        if self.error.backoff_max < self.error.backoff_initial {
-            check.fail(
-                "gamelan.executor.error.backoff-max",
-                show_duration(self.error.backoff_max),
-                format!(
-                    "at least error.backoff-initial ({})",
-                    show_duration(self.error.backoff_initial)
-                ),
-            );
-        }
+        let error = &self.error;
+        check.backoff(PREFIX, "error", error.backoff_initial, error.backoff_max);
         if self.jwt.enabled && self.jwt.secret.is_none() && self.jwt.token.is_none() {
             check.fail(
                 "gamelan.executor.jwt.enabled",

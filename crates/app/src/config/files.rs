@@ -52,7 +52,7 @@ pub(crate) fn read(path: &Path) -> Result<Vec<RawEntry>, Problem> {
 
 /// `.properties` in UTF-8 (as Quarkus reads them, not ISO-8859-1).
 ///
-/// The seed documents write `key=50  # comment`, which plain Java properties would read as
+/// The Java runtime's documentation writes `key=50  # comment`, which plain Java properties would read as
 /// the value `50  # comment`; a `#` preceded by whitespace therefore starts a comment here.
 /// A value that really needs ` #` can come from the environment through `${VAR}`.
 fn properties(text: &str, path: &Path) -> Result<Vec<RawEntry>, String> {

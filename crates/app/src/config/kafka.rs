@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::schema::{Family, Key, Suspicion};
+use super::schema::{Family, Key, Suspicion, keys};
 use super::secret::{MASK, is_secret_key};
 use super::value;
 
@@ -105,82 +105,19 @@ const TYPED: [&str; 10] = [
     "replication-factor",
 ];
 
-fn topic<C: HasKafka>(
-    c: &mut C,
-    pick: fn(&mut KafkaTopics) -> &mut String,
-    v: &str,
-) -> Result<(), String> {
-    *pick(&mut c.kafka_mut().topics) = value::text(v)?;
-    Ok(())
-}
-
 pub(crate) fn keys<C: HasKafka>(prefix: &str) -> Vec<Key<C>> {
-    let k = |s: &str| vec![format!("{prefix}kafka.{s}")];
-    debug_assert_eq!(TYPED.len(), 10);
-    vec![
-        Key::new(
-            k(TYPED[0]),
-            |c: &mut C, v| {
-                c.kafka_mut().bootstrap_servers = value::host_port_list(v)?;
-                Ok(())
-            },
-            |c| Some(c.kafka().bootstrap_servers.clone()),
-        ),
-        Key::new(
-            k(TYPED[1]),
-            |c: &mut C, v| {
-                c.kafka_mut().group_id = value::optional_text(v);
-                Ok(())
-            },
-            |c| c.kafka().group_id.clone(),
-        ),
-        Key::new(
-            k(TYPED[2]),
-            |c: &mut C, v| topic(c, |t| &mut t.tasks_prefix, v),
-            |c| Some(c.kafka().topics.tasks_prefix.clone()),
-        ),
-        Key::new(
-            k(TYPED[3]),
-            |c: &mut C, v| topic(c, |t| &mut t.results, v),
-            |c| Some(c.kafka().topics.results.clone()),
-        ),
-        Key::new(
-            k(TYPED[4]),
-            |c: &mut C, v| topic(c, |t| &mut t.registrations, v),
-            |c| Some(c.kafka().topics.registrations.clone()),
-        ),
-        Key::new(
-            k(TYPED[5]),
-            |c: &mut C, v| topic(c, |t| &mut t.heartbeats, v),
-            |c| Some(c.kafka().topics.heartbeats.clone()),
-        ),
-        Key::new(
-            k(TYPED[6]),
-            |c: &mut C, v| topic(c, |t| &mut t.unregistrations, v),
-            |c| Some(c.kafka().topics.unregistrations.clone()),
-        ),
-        Key::new(
-            k(TYPED[7]),
-            |c: &mut C, v| topic(c, |t| &mut t.dlq, v),
-            |c| Some(c.kafka().topics.dlq.clone()),
-        ),
-        Key::new(
-            k(TYPED[8]),
-            |c: &mut C, v| {
-                c.kafka_mut().partitions = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.kafka().partitions.to_string()),
-        ),
-        Key::new(
-            k(TYPED[9]),
-            |c: &mut C, v| {
-                c.kafka_mut().replication_factor = value::positive(v)?;
-                Ok(())
-            },
-            |c| Some(c.kafka().replication_factor.to_string()),
-        ),
-    ]
+    keys!(C, prefix, HasKafka::kafka, HasKafka::kafka_mut;
+        "kafka.bootstrap-servers" => bootstrap_servers: value::host_port_list, "brokers, comma-separated `host:port`";
+        "kafka.group-id" => group_id: value::optional(value::text), "consumer group", default "`gamelan-executor-<type>` (executor), `gamelan-engine` (engine)";
+        "kafka.tasks-topic" => topics.tasks_prefix: value::text, "prefix of the per-type task topics";
+        "kafka.results-topic" => topics.results: value::text, "topic name";
+        "kafka.registrations-topic" => topics.registrations: value::text, "topic name";
+        "kafka.heartbeats-topic" => topics.heartbeats: value::text, "topic name";
+        "kafka.unregistrations-topic" => topics.unregistrations: value::text, "topic name";
+        "kafka.dlq-topic" => topics.dlq: value::text, "topic name";
+        "kafka.partitions" => partitions: value::positive, "partitions of topics created when missing";
+        "kafka.replication-factor" => replication_factor: value::positive, "replication factor of topics created when missing";
+    )
 }
 
 /// Every other `<prefix>kafka.*` key (and `<ENV_PREFIX>KAFKA_*` variable, underscores read
@@ -204,6 +141,8 @@ pub(crate) fn pass_through<C: HasKafka>(prefix: &str, env_prefix: &str) -> Famil
                 .collect()
         },
         suspect,
+        member_doc: "<client property>",
+        meaning: "passed to the client library as is (`security.protocol`, `sasl.*`, `ssl.*`)",
     }
 }
 
@@ -236,6 +175,26 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("SASL_SSL"));
         assert_eq!(p.get("sasl.password"), Some("hunter2"));
+    }
+
+    /// The suspicion check compares with the typed keys by name.
+    #[test]
+    fn typed_names_are_the_table_keys() {
+        struct K(KafkaSettings);
+        impl HasKafka for K {
+            fn kafka(&self) -> &KafkaSettings {
+                &self.0
+            }
+            fn kafka_mut(&mut self) -> &mut KafkaSettings {
+                &mut self.0
+            }
+        }
+        let names: Vec<String> = keys::<K>("")
+            .into_iter()
+            .map(|k| k.names[0].clone())
+            .collect();
+        let typed: Vec<String> = TYPED.iter().map(|t| format!("kafka.{t}")).collect();
+        assert_eq!(names, typed);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Log levels: the root level (`quarkus.log.level`), this process's level
-//! (`gamelan.executor.log.level`) and per-category levels in the seeds' Quarkus spelling
+//! (`gamelan.executor.log.level`) and per-category levels in the Java runtime's Quarkus spelling
 //! (`quarkus.log.category."gamelan.executor.runtime".level=DEBUG`). Categories are `log`
 //! targets (`gamelan.executor.runtime`, `gamelan.executor.task`, `gamelan.executor.error`).
 
@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use log::LevelFilter;
 
-use super::schema::{Family, Key};
+use super::schema::{Family, Key, keys};
 use super::value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,24 +54,10 @@ pub(crate) trait HasLog {
 }
 
 pub(crate) fn keys<C: HasLog>(prefix: &str) -> Vec<Key<C>> {
-    vec![
-        Key::new(
-            [format!("{prefix}log.level")],
-            |c: &mut C, v| {
-                c.log_mut().level = Some(value::level(v)?);
-                Ok(())
-            },
-            |c| c.log().level.map(|l| l.to_string()),
-        ),
-        Key::new(
-            ["quarkus.log.level".to_owned()],
-            |c: &mut C, v| {
-                c.log_mut().root = value::level(v)?;
-                Ok(())
-            },
-            |c| Some(c.log().root.to_string()),
-        ),
-    ]
+    keys!(C, prefix, HasLog::log, HasLog::log_mut;
+        "log.level" => level: |v| value::level(v).map(Some), "level of everything under this process's namespace; `RUST_LOG` overrides";
+        "quarkus.log.level" => root: value::level, "level of everything else";
+    )
 }
 
 pub(crate) fn categories<C: HasLog>() -> Family<C> {
@@ -95,6 +81,8 @@ pub(crate) fn categories<C: HasLog>() -> Family<C> {
                 .collect()
         },
         suspect: |_| None,
+        member_doc: "<category>",
+        meaning: "level of one category (`gamelan.executor.runtime`, `.task`, `.error`)",
     }
 }
 

@@ -8,10 +8,13 @@
 //! `application.properties` can be used as is.
 //!
 //! # Spellings
-//! Every key of both seed documents is accepted, in every spelling the seeds use; both
-//! spellings of a setting load into one typed field (`engine.url` and `engine-url`,
-//! `heartbeat.interval` and `heartbeat.interval-seconds`, `task.queue-size` and `queue-size`,
-//! `task.dispatch-threads` and `thread-pool-size`, `http.port` and `quarkus.http.port`).
+//! Every key of the Java Gamelan executor runtime's documentation is accepted, in every
+//! spelling it uses; both spellings of a setting load into one typed field (`engine.url`
+//! and `engine-url`, `heartbeat.interval` and `heartbeat.interval-seconds`,
+//! `task.queue-size` and `queue-size`, `task.dispatch-threads` and `thread-pool-size`,
+//! `http.port` and `quarkus.http.port`). Each process's keys are one table, one line a
+//! setting (`keys!`), which also gives `config check` its output and `gamelan config keys`
+//! (and README.md) the reference.
 //! An unknown `gamelan.*` key is a [`Warning`] naming the nearest known key.
 //!
 //! # Environment
@@ -19,7 +22,7 @@
 //! equals it: `GAMELAN_EXECUTOR_ENGINE_URL` is `engine.url`/`engine-url`,
 //! `GAMELAN_EXECUTOR_THREAD_POOL_SIZE` is `thread-pool-size`, `GAMELAN_ENGINE_JWT_SECRET` is
 //! `gamelan.engine.jwt.secret`, `QUARKUS_LOG_LEVEL` is `quarkus.log.level`.
-//! `GAMELAN_EXECUTOR_NAME` is `executor-name` (as in the seeds' compose file). Other
+//! `GAMELAN_EXECUTOR_NAME` is `executor-name` (as in the Java runtime's compose file). Other
 //! `GAMELAN_EXECUTOR_KAFKA_*` variables become Kafka client properties (`_` read as `.`),
 //! and `QUARKUS_LOG_CATEGORY__A_B__LEVEL` sets the level of category `a.b`. The environment
 //! is always passed in (`std::env::vars()` in the binary), never read behind the caller's back.
@@ -30,7 +33,7 @@
 //! unit (seconds, or milliseconds for `error.backoff-initial`, `error.backoff-max`,
 //! `result.batch-timeout` and the engine's `retry.backoff-*`) or a value with a unit (`30s`,
 //! `500ms`, `2m`). Sizes are bytes or a value with a unit (`4MiB`). In `.properties` files a
-//! `#` after whitespace starts a comment, as the seeds use it.
+//! `#` after whitespace starts a comment, as the Java runtime's examples use it.
 //!
 //! # Errors and secrets
 //! Loading reports every problem at once ([`ConfigError`]), each naming the key, the value
@@ -47,6 +50,7 @@ mod interpolate;
 mod kafka;
 mod load;
 mod logging;
+mod reference;
 mod schema;
 mod secret;
 mod value;
@@ -62,6 +66,7 @@ pub use files::discover;
 pub use kafka::{KafkaProperties, KafkaSettings, KafkaTopics};
 pub use load::{Effective, Loaded, Sources};
 pub use logging::LogSettings;
+pub use reference::reference;
 pub use secret::{MASK, Secret};
 
 #[cfg(test)]

@@ -3,45 +3,137 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::time::Duration;
 
 use super::error::{Origin, Problem};
+use super::kafka::{self, HasKafka};
+use super::logging::{self, HasLog};
 use super::secret::{MASK, is_secret_key};
+use super::value::show_duration;
 
 /// Parses a value into its field; on failure says what would have been accepted.
 pub(crate) type Setter<C> = fn(&mut C, &str) -> Result<(), String>;
 /// The field's value as `config check` prints it; `None` when unset.
 pub(crate) type Getter<C> = fn(&C) -> Option<String>;
 
-/// One typed setting and every key that reaches it.
+/// One typed setting and every key that reaches it. Built by [`keys!`], one line a setting.
 pub(crate) struct Key<C> {
     /// Full keys; the first is the canonical spelling used in output.
     pub names: Vec<String>,
     /// Environment variables that reach this key besides the mechanical mapping of a name
-    /// (the seeds' compose file uses `GAMELAN_EXECUTOR_NAME` for `executor-name`).
+    /// (the Java runtime's compose file uses `GAMELAN_EXECUTOR_NAME` for `executor-name`).
     pub env_aliases: Vec<&'static str>,
     pub set: Setter<C>,
     pub get: Getter<C>,
+    /// The default as documented, where the built-in value alone would mislead (a default
+    /// derived from other settings); otherwise the reference shows the built-in value.
+    pub default_note: Option<&'static str>,
+    /// One line for the configuration reference.
+    pub meaning: &'static str,
 }
 
 impl<C> Key<C> {
-    pub fn new(names: impl IntoIterator<Item = String>, set: Setter<C>, get: Getter<C>) -> Self {
-        Self {
-            names: names.into_iter().collect(),
-            env_aliases: Vec::new(),
-            set,
-            get,
-        }
-    }
-
-    pub fn env_alias(mut self, var: &'static str) -> Self {
-        self.env_aliases.push(var);
-        self
-    }
-
     pub fn canonical(&self) -> &str {
         &self.names[0]
     }
 }
+
+/// A key as written in a table: relative to the process prefix, unless it is a `quarkus.*`
+/// key shared with Quarkus.
+pub(crate) fn full_name(prefix: &str, name: &str) -> String {
+    if name.starts_with("quarkus.") {
+        name.to_owned()
+    } else {
+        format!("{prefix}{name}")
+    }
+}
+
+/// The key table of a configuration type, one line a setting:
+///
+/// `"name" | "alias" [env "VAR"] => field.path: parser, "meaning" [, default "note"];`
+///
+/// The parser (`fn(&str) -> Result<T, String>`, mostly from `value`) both reads and
+/// validates the value; `config check` prints the field with [`Show`](super::value::Show).
+/// The first form reaches into a section of the configuration through accessor functions
+/// (`HasKafka::kafka`/`kafka_mut`), so that shared sections have one table.
+macro_rules! keys {
+    ($C:ty, $prefix:expr; $($rest:tt)*) => {
+        $crate::config::schema::keys!(
+            $C, $prefix, ::std::convert::identity, ::std::convert::identity; $($rest)*
+        )
+    };
+    ($C:ty, $prefix:expr, $get:path, $get_mut:path; $(
+        $($name:literal)|+ $(env $alias:literal)? => $($field:ident).+ : $parse:expr,
+        $meaning:literal $(, default $note:literal)?;
+    )*) => {
+        vec![$($crate::config::schema::Key::<$C> {
+            names: vec![$($crate::config::schema::full_name($prefix, $name)),+],
+            env_aliases: vec![$($alias)?],
+            set: |c: &mut $C, v: &str| {
+                $get_mut(c).$($field).+ = ($parse)(v)?;
+                Ok(())
+            },
+            get: |c: &$C| $crate::config::value::Show::show(&$get(c).$($field).+),
+            default_note: [$($note)?].first().copied(),
+            meaning: $meaning,
+        }),*]
+    };
+}
+
+pub(crate) use keys;
+
+/// What every configuration type has alike: its loading entry points and its Kafka and log
+/// sections.
+macro_rules! config_type {
+    ($C:ty) => {
+        impl $C {
+            /// Loads `files` (later ones override earlier ones) and `env` (over the files),
+            /// then validates. The error lists every problem found.
+            pub fn load(
+                files: &[::std::path::PathBuf],
+                env: impl IntoIterator<Item = (String, String)>,
+            ) -> Result<(Self, Vec<$crate::config::Warning>), $crate::config::ConfigError> {
+                let sources = $crate::config::Sources::new().files(files).env(env);
+                let loaded = Self::load_sources(&sources)?;
+                Ok((loaded.config, loaded.warnings))
+            }
+
+            /// Like `load`, with `--set` overrides and the effective values and their
+            /// origins for display.
+            pub fn load_sources(
+                sources: &$crate::config::Sources,
+            ) -> Result<$crate::config::Loaded<Self>, $crate::config::ConfigError> {
+                $crate::config::load::load(sources)
+            }
+
+            /// An `env_logger` filter built from the configured levels.
+            pub fn log_filter(&self) -> String {
+                let prefix = <Self as $crate::config::schema::Schema>::PREFIX;
+                self.log.filter_spec(prefix.trim_end_matches('.'))
+            }
+        }
+
+        impl $crate::config::kafka::HasKafka for $C {
+            fn kafka(&self) -> &$crate::config::KafkaSettings {
+                &self.kafka
+            }
+            fn kafka_mut(&mut self) -> &mut $crate::config::KafkaSettings {
+                &mut self.kafka
+            }
+        }
+
+        impl $crate::config::logging::HasLog for $C {
+            fn log(&self) -> &$crate::config::LogSettings {
+                &self.log
+            }
+            fn log_mut(&mut self) -> &mut $crate::config::LogSettings {
+                &mut self.log
+            }
+        }
+    };
+}
+
+pub(crate) use config_type;
 
 /// What looks wrong about a family member's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +159,9 @@ pub(crate) struct Family<C> {
     pub set: fn(&mut C, &str, &str) -> Result<(), String>,
     pub list: fn(&C) -> Vec<(String, String)>,
     pub suspect: Suspect,
+    /// The member as the configuration reference names it (`<client property>`).
+    pub member_doc: &'static str,
+    pub meaning: &'static str,
 }
 
 impl<C> Family<C> {
@@ -146,6 +241,21 @@ impl<C> Table<C> {
             by_name,
             by_env,
         }
+    }
+
+    /// A process's table: its own keys, then the Kafka and log keys and families every
+    /// process has.
+    pub fn process(mut keys: Vec<Key<C>>) -> Self
+    where
+        C: Schema + HasKafka + HasLog,
+    {
+        keys.extend(kafka::keys(C::PREFIX));
+        keys.extend(logging::keys(C::PREFIX));
+        let families = vec![
+            kafka::pass_through(C::PREFIX, C::ENV_PREFIX),
+            logging::categories(),
+        ];
+        Self::new(keys, families)
     }
 
     pub fn index(&self, name: &str) -> Option<usize> {
@@ -236,6 +346,21 @@ pub(crate) struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// `<prefix><section>.backoff-max` must not be below `backoff-initial`, or delays would
+    /// shrink.
+    pub fn backoff(&mut self, prefix: &str, section: &str, initial: Duration, max: Duration) {
+        if max < initial {
+            self.fail(
+                &format!("{prefix}{section}.backoff-max"),
+                show_duration(max),
+                format!(
+                    "at least {section}.backoff-initial ({})",
+                    show_duration(initial)
+                ),
+            );
+        }
+    }
+
     pub fn fail(&mut self, key: &str, value: impl Display, expected: impl Into<String>) {
         let (spelled, origin) = self
             .provenance

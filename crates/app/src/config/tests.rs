@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::engine::EngineConfig;
 use super::executor::ExecutorConfig;
+use super::reference::{markdown, markers};
 use super::schema::{Schema, Target, env_form};
 
 fn env_forms_are_unambiguous<C: Schema>() {
@@ -77,6 +78,29 @@ fn every_key_is_in_its_namespace_or_quarkus() {
         assert!(
             key.starts_with("gamelan.engine.") || key.starts_with("quarkus."),
             "{key}"
+        );
+    }
+}
+
+/// README.md's configuration reference is the rendering of the key tables; after changing a
+/// key, paste the table this test prints between the markers.
+#[test]
+fn readme_reference_matches_the_key_tables() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md is readable");
+    for (name, rendered) in [
+        ("executor", markdown::<ExecutorConfig>()),
+        ("engine", markdown::<EngineConfig>()),
+    ] {
+        let (start, end) = markers(name);
+        let documented = readme
+            .split_once(&start)
+            .and_then(|(_, rest)| rest.split_once(&end))
+            .map(|(table, _)| table);
+        assert_eq!(
+            documented,
+            Some(rendered.as_str()),
+            "README.md's {name} table (between {start:?} and {end:?}) should be:\n{rendered}"
         );
     }
 }

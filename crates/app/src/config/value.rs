@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use gamelan_domain::CommunicationType;
 use log::LevelFilter;
 use url::Url;
 
+use super::secret::{MASK, Secret};
+
 /// The unit of a bare number in a duration key (`heartbeat.interval=30` is seconds,
-/// `error.backoff-initial=1000` is milliseconds, as in the seed documents).
+/// `error.backoff-initial=1000` is milliseconds, as in the Java runtime's documentation).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Unit {
     Seconds,
@@ -83,6 +86,20 @@ pub(crate) fn positive_duration(v: &str, unit: Unit) -> Result<Duration, String>
     }
 }
 
+/// The duration parsers the key tables name: bare numbers in seconds must be positive;
+/// bare numbers in milliseconds may be 0 (no delay) unless the setting is a wait.
+pub(crate) fn positive_secs(v: &str) -> Result<Duration, String> {
+    positive_duration(v, Unit::Seconds)
+}
+
+pub(crate) fn millis(v: &str) -> Result<Duration, String> {
+    duration(v, Unit::Millis)
+}
+
+pub(crate) fn positive_millis(v: &str) -> Result<Duration, String> {
+    positive_duration(v, Unit::Millis)
+}
+
 /// A byte size: a bare number of bytes or a value such as `4MiB`, `512KiB`, `1MB`.
 pub(crate) fn size(v: &str) -> Result<u64, String> {
     let expected = || "a size greater than 0: a number of bytes or a value such as 4MiB".into();
@@ -95,12 +112,22 @@ pub(crate) fn size(v: &str) -> Result<u64, String> {
     if n == 0 { Err(expected()) } else { Ok(n) }
 }
 
+/// A byte size that is also a length in memory.
+pub(crate) fn memory_size(v: &str) -> Result<usize, String> {
+    usize::try_from(size(v)?).map_err(|_| "a size that fits in memory".to_owned())
+}
+
 /// A multiplier for exponential backoff: at least 1, or delays would shrink.
 pub(crate) fn multiplier(v: &str) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(m) if m.is_finite() && m >= 1.0 => Ok(m),
         _ => Err("a number >= 1 (backoff delays must not shrink)".into()),
     }
+}
+
+/// How executors talk to the engine.
+pub(crate) fn transport(v: &str) -> Result<CommunicationType, String> {
+    CommunicationType::from_str(v).map_err(|_| "one of grpc, kafka, rest, local".to_owned())
 }
 
 /// An absolute `http://` or `https://` URL with a host.
@@ -126,13 +153,28 @@ pub(crate) fn text(v: &str) -> Result<String, String> {
     }
 }
 
-/// An optional string: an empty value (e.g. `${VAR:}`) means "not set".
-pub(crate) fn optional_text(v: &str) -> Option<String> {
-    (!v.is_empty()).then(|| v.to_owned())
+/// A non-empty path.
+pub(crate) fn path(v: &str) -> Result<PathBuf, String> {
+    text(v).map(PathBuf::from)
 }
 
-pub(crate) fn optional_path(v: &str) -> Option<PathBuf> {
-    (!v.is_empty()).then(|| PathBuf::from(v))
+/// A non-empty secret, masked wherever it is printed.
+pub(crate) fn secret(v: &str) -> Result<Secret, String> {
+    text(v).map(Secret::new)
+}
+
+/// An optional setting: an empty value (e.g. `${VAR:}`) means "not set", anything else must
+/// parse.
+pub(crate) fn optional<T>(
+    parse: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<Option<T>, String> {
+    move |v| {
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            parse(v).map(Some)
+        }
+    }
 }
 
 /// A comma-separated `host:port` list, as Kafka clients take it.
@@ -168,13 +210,60 @@ pub(crate) fn level(v: &str) -> Result<LevelFilter, String> {
 }
 
 /// Durations as `config check` prints them (`30s`, `1m`, `10ms`).
-pub(crate) fn show_duration(d: std::time::Duration) -> String {
+pub(crate) fn show_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-/// A path as printed by `config check`; `None` when unset.
-pub(crate) fn show_path(p: Option<&std::path::PathBuf>) -> Option<String> {
-    p.map(|p| p.display().to_string())
+/// A value as `config check` prints it (in a form its parser reads back); `None` when unset.
+pub(crate) trait Show {
+    fn show(&self) -> Option<String>;
+}
+
+macro_rules! show_with_to_string {
+    ($($t:ty),*) => {$(
+        impl Show for $t {
+            fn show(&self) -> Option<String> {
+                Some(self.to_string())
+            }
+        }
+    )*};
+}
+
+show_with_to_string!(bool, u16, u32, u64, usize, f64, String, Secret, LevelFilter);
+
+impl Show for CommunicationType {
+    fn show(&self) -> Option<String> {
+        Some(self.as_str().to_ascii_lowercase())
+    }
+}
+
+impl Show for Duration {
+    fn show(&self) -> Option<String> {
+        Some(show_duration(*self))
+    }
+}
+
+impl Show for PathBuf {
+    fn show(&self) -> Option<String> {
+        Some(self.display().to_string())
+    }
+}
+
+/// A URL as printed: without any password it may carry.
+impl Show for Url {
+    fn show(&self) -> Option<String> {
+        let mut u = self.clone();
+        if u.password().is_some() {
+            let _ = u.set_password(Some(MASK));
+        }
+        Some(u.to_string())
+    }
+}
+
+impl<T: Show> Show for Option<T> {
+    fn show(&self) -> Option<String> {
+        self.as_ref().and_then(Show::show)
+    }
 }
 
 #[cfg(test)]
