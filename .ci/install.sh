@@ -26,3 +26,20 @@ fi
 if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
     python3 -m pip install --quiet confluent-kafka
 fi
+
+# Deployment checks (deploy/): Debian's docker.io (daemon and a client with BuildKit built
+# in) and debootstrap (the base image made without a registry) for deploy/test-image.sh,
+# docker-compose to validate the Compose file, curl for the probes, and kubernetes-validate,
+# which ships the Kubernetes API schemas so the manifests are checked offline.
+deploy_apt=()
+[ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || deploy_apt+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || deploy_apt+=(debootstrap)
+command -v docker-compose >/dev/null 2>&1 || deploy_apt+=(docker-compose)
+command -v curl >/dev/null 2>&1 || deploy_apt+=(curl)
+if [ ${#deploy_apt[@]} -gt 0 ]; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${deploy_apt[@]}"
+fi
+if [ "$(kubernetes-validate --version 2>/dev/null)" != "1.37.0" ]; then
+    python3 -m pip install --quiet 'kubernetes-validate==1.37.0'
+fi
