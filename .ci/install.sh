@@ -2,6 +2,20 @@
 # System packages and tools the build and the tests need. Idempotent: skips what is present.
 set -euo pipefail
 
+# `bash .ci/install.sh build` installs only what compiling the workspace needs on a fresh
+# Debian machine (cmake and the curl headers for the vendored librdkafka, see below): enough
+# for `cargo run --release -- demo`. Without an argument, everything the tests need too.
+if [ "${1:-}" = build ]; then
+    build_apt=()
+    command -v cmake >/dev/null 2>&1 || build_apt+=(cmake)
+    dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || build_apt+=(libcurl4-openssl-dev)
+    if [ ${#build_apt[@]} -gt 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${build_apt[@]}"
+    fi
+    exit 0
+fi
+
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
