@@ -28,6 +28,7 @@ NAME=gamelan-image-test-$$
 BINARY=$(realpath "$BINARY")
 work=$(mktemp -d)
 dockerd_pid=
+dockerd_ready=
 containers=()
 submit_pid=
 
@@ -51,7 +52,7 @@ cleanup() {
         kill -TERM "$dockerd_pid" 2>/dev/null
         # dockerd stops its containerd and exits within seconds; wait for it, bounded.
         timeout 30 tail --pid="$dockerd_pid" -f /dev/null 2>/dev/null || kill -KILL "$dockerd_pid"
-        [ "$rc" -ne 0 ] && tail -n 20 "$work/dockerd.log"
+        [ "$rc" -ne 0 ] && [ -z "$dockerd_ready" ] && tail -n 20 "$work/dockerd.log"
     fi
     rm -rf "$work"
     exit "$rc"
@@ -84,6 +85,7 @@ start_dockerd() {
         dockerd_pid=$!
     fi
     wait_for 60 "docker daemon answering" "$DOCKER" info
+    dockerd_ready=1
 }
 
 # debian:bookworm-slim without a registry: debootstrap's minbase variant from the mirror apt
@@ -271,6 +273,8 @@ run "$NAME-engine" \
     -e GAMELAN_ENGINE_DATA_DIR=/var/lib/gamelan/data \
     "$TAG" engine
 wait_for 60 "engine ready" ready "$ENGINE_PORT"
+uid=$("$DOCKER" exec "$NAME-engine" id -u)
+[ "$uid" = 10001 ] || fail "the engine runs as uid $uid, not 10001"
 executor_env=(-e GAMELAN_EXECUTOR_ENGINE_URL="http://127.0.0.1:$ENGINE_PORT" -e GAMELAN_EXECUTOR_TRANSPORT=grpc)
 run "$NAME-exec-a" "${executor_env[@]}" \
     -e GAMELAN_EXECUTOR_HTTP_PORT="$HTTP_A" -e GAMELAN_EXECUTOR_GRPC_PORT="$GRPC_A" \
@@ -320,6 +324,8 @@ log "engine completion feed: $completed completed with the right output, $failed
 [ "$completed" = "$TASKS" ] && [ "$failed" = 0 ] && [ "$distinct" = "$TASKS" ] \
     || fail "expected $TASKS distinct completed tasks"
 read -r _ completed_b <<<"$(sleep_executor ci-exec-b)"
+[ -n "$("$DOCKER" exec "$NAME-engine" ls -A /var/lib/gamelan/data)" ] \
+    || fail "the engine (uid 10001) stored nothing in its data dir"
 log "executor b finished $completed_b, executor a $((TASKS - completed_b)) (before and while draining)"
 
 # The rest stop gracefully too.
