@@ -44,7 +44,8 @@ fi
 # Deployment checks (deploy/): Debian's docker.io (daemon and a client with BuildKit built
 # in) and debootstrap (the base image made without a registry) for deploy/test-image.sh,
 # docker-compose to validate the Compose file, curl for the probes, and kubernetes-validate,
-# which ships the Kubernetes API schemas so the manifests are checked offline.
+# which ships the Kubernetes API schemas so the manifests are checked offline (and brings
+# PyYAML, which test-image.sh reads the manifests with).
 deploy_apt=()
 [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || deploy_apt+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || deploy_apt+=(debootstrap)

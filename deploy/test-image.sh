@@ -317,12 +317,13 @@ log "executor a stopped in ${DRAIN_MS} ms with exit code $exit_code"
 
 wait "$submit_pid" && submit_rc=0 || submit_rc=$?
 submit_pid=
-cat "$work/submit.out" | tail -n 8
+tail -n 8 "$work/submit.out"
 [ "$submit_rc" = 0 ] || fail "gamelan submit exited $submit_rc"
 read -r completed failed distinct <<<"$(count_completions)"
 log "engine completion feed: $completed completed with the right output, $failed failed, $distinct distinct tasks"
-[ "$completed" = "$TASKS" ] && [ "$failed" = 0 ] && [ "$distinct" = "$TASKS" ] \
-    || fail "expected $TASKS distinct completed tasks"
+if [ "$completed" != "$TASKS" ] || [ "$failed" != 0 ] || [ "$distinct" != "$TASKS" ]; then
+    fail "expected $TASKS distinct completed tasks"
+fi
 read -r _ completed_b <<<"$(sleep_executor ci-exec-b)"
 [ -n "$("$DOCKER" exec "$NAME-engine" ls -A /var/lib/gamelan/data)" ] \
     || fail "the engine (uid 10001) stored nothing in its data dir"
