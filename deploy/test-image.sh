@@ -130,6 +130,8 @@ build_image() {
     mkdir -p "$work/context"
     cp "$BINARY" "$work/context/gamelan"
     log "building $TAG (target prebuilt) from $BINARY"
+    # The previous run's image would stay behind untagged; the base image and layers stay.
+    "$DOCKER" rmi "$TAG" >/dev/null 2>&1 || true
     DOCKER_BUILDKIT=1 "$DOCKER" build --network host -f deploy/Dockerfile --target prebuilt \
         --build-arg BINARY=gamelan -t "$TAG" "$work/context" >"$work/build.log" 2>&1 \
         || { tail -n 30 "$work/build.log"; fail "docker build"; }
