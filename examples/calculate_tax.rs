@@ -1,4 +1,4 @@
-//! The seed's first executor, written as a user writes one: `cargo run -p gamelan --example
+//! The documentation's first executor, written as a user writes one: `cargo run -p gamelan --example
 //! calculate_tax` (engine at GAMELAN_EXECUTOR_ENGINE_URL, default http://localhost:8080).
 use gamelan::sdk::{ExecutionContext, ExecutionError, JsonObject, Task, WorkflowExecutor};
 

@@ -1,4 +1,4 @@
-//! The seed's `notification-sender` executor (sends an email, sms or push notification), hosted in its own process:
+//! The documentation's `notification-sender` executor (sends an email, sms or push notification), hosted in its own process:
 //! `cargo run -p gamelan --example notification_sender`. The logic lives in `gamelan::executors`, where
 //! the `gamelan` binary hosts it too.
 use gamelan::executors::NotificationSender;

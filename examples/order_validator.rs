@@ -1,4 +1,4 @@
-//! The seed's `order-validator` executor (validates an order's items before payment), hosted in its own process:
+//! The documentation's `order-validator` executor (validates an order's items before payment), hosted in its own process:
 //! `cargo run -p gamelan --example order_validator`. The logic lives in `gamelan::executors`, where
 //! the `gamelan` binary hosts it too.
 use gamelan::executors::OrderValidator;

@@ -1,4 +1,4 @@
-//! The seed's `payment-processor` executor (captures a payment; declared KAFKA as in the seed (falls back to the configured transport when Kafka is not configured)), hosted in its own process:
+//! The documentation's `payment-processor` executor (captures a payment; declared KAFKA as in the documentation (falls back to the configured transport when Kafka is not configured)), hosted in its own process:
 //! `cargo run -p gamelan --example payment_processor`. The logic lives in `gamelan::executors`, where
 //! the `gamelan` binary hosts it too.
 use gamelan::executors::PaymentProcessor;

@@ -11,7 +11,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerT
 
 use crate::error::GrpcError;
 
-/// gRPC's usual default, and the seed's.
+/// gRPC's usual default, and the Java runtime's.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
 /// How tasks reach the executor.

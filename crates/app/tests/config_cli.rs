@@ -123,7 +123,7 @@ fn without_files_the_conventional_ones_are_used() {
 }
 
 #[test]
-fn every_seed_block_passes_the_check() {
+fn every_documented_block_passes_the_check() {
     let dir = tempfile::tempdir().expect("tempdir");
     let names = std::fs::read_dir(fixture(""))
         .expect("fixtures")

@@ -1,5 +1,5 @@
 //! Environment variables: mapping to keys, precedence over files, `${VAR}` interpolation, and
-//! the seeds' Docker Compose and Kubernetes environments.
+//! the Docker Compose and Kubernetes environments of the Java runtime's documentation.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,7 +61,7 @@ fn variables_map_to_dotted_and_dashed_keys() {
 
 #[test]
 fn quarkus_variables_kafka_properties_and_log_categories() {
-    // The seed's troubleshooting advice: `export QUARKUS_LOG_LEVEL=DEBUG`.
+    // The Java runtime's troubleshooting advice: `export QUARKUS_LOG_LEVEL=DEBUG`.
     let c = load_env(&[
         ("QUARKUS_LOG_LEVEL", "DEBUG"),
         ("QUARKUS_HTTP_PORT", "0"),
@@ -227,7 +227,7 @@ fn unknown_gamelan_variables_are_warned_about_with_the_nearest_name() {
     );
 }
 
-/// `environment:` of one service in the seed's compose file.
+/// `environment:` of one service in the documentation's compose file.
 fn compose_env(service: &str) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(fixture("remote-docker-compose.yml")).expect("fixture");
     let doc: Value = serde_norway::from_str(&text).expect("compose parses");
@@ -245,7 +245,7 @@ fn compose_env(service: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn docker_compose_environment_of_the_seed() {
+fn docker_compose_environment_of_the_documentation() {
     let (c, warnings) = ExecutorConfig::load(&[], compose_env("tax-executor")).expect("valid");
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(c.engine.url.as_str(), "http://gamelan-engine:8080/");
@@ -263,7 +263,7 @@ fn docker_compose_environment_of_the_seed() {
 }
 
 #[test]
-fn kubernetes_environment_of_the_seed() {
+fn kubernetes_environment_of_the_documentation() {
     let text = std::fs::read_to_string(fixture("remote-kubernetes.yml")).expect("fixture");
     let doc: Value = serde_norway::from_str(&text).expect("manifest parses");
     let container = &doc["spec"]["template"]["spec"]["containers"][0];

@@ -210,7 +210,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_the_seed() {
+    fn defaults_match_the_documentation() {
         let m = ExecutorMetadata::new("calculate-tax");
         assert_eq!(m.max_concurrent_tasks, 10);
         assert_eq!(m.version, "1.0.0");

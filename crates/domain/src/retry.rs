@@ -82,7 +82,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_defaults_double_from_one_second() {
+    fn documented_defaults_double_from_one_second() {
         let p = RetryPolicy::default();
         assert_eq!(p.base_delay(1), Duration::from_secs(1));
         assert_eq!(p.base_delay(2), Duration::from_secs(2));

@@ -1,4 +1,4 @@
-//! The runtime's lifecycle as an explicit state machine (the seed's "Runtime States").
+//! The runtime's lifecycle as an explicit state machine ("Runtime States" in the Java runtime's documentation).
 //!
 //! The machine also counts tasks in execution and results awaiting confirmation, so that
 //! PROCESSING and REPORTING mean something precise while many tasks run at once: PROCESSING
@@ -222,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn happy_path_walks_the_seed_states() {
+    fn happy_path_walks_the_documented_states() {
         let mut m = ready();
         assert_eq!(m.apply(E::TaskAssigned), Ok(S::Processing));
         assert_eq!(m.apply(E::ResultReady), Ok(S::Reporting));

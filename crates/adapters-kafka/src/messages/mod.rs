@@ -1,4 +1,4 @@
-//! The JSON messages on the topics (DESIGN.md section 4) and their conversions to and from
+//! The JSON messages on the topics (docs/PROTOCOL.md) and their conversions to and from
 //! the domain. Everything decoded is validated; bad input is an error value naming the
 //! problem, never a panic.
 

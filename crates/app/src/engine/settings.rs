@@ -10,7 +10,7 @@ use gamelan_domain::RetryPolicy;
 pub struct EngineSettings {
     /// An executor without a heartbeat (or registration) for longer than this is declared
     /// dead: its unfinished tasks go to other executors and it receives nothing until it
-    /// heartbeats again. The seed's `gamelan.engine.heartbeat.timeout`.
+    /// heartbeats again. The Java engine's `gamelan.engine.heartbeat.timeout`.
     pub heartbeat_timeout: Duration,
     /// A task delivered (or acknowledged) without a result after this long goes back to its
     /// queue as a new attempt. A task whose own `timeout_seconds` is longer gets that long.

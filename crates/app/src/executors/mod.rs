@@ -1,4 +1,4 @@
-//! The executors from the seeds, shipped as real code: the `gamelan` binary hosts them and
+//! The executors from the Java runtime's documentation, shipped as real code: the `gamelan` binary hosts them and
 //! the examples show how each is written. `echo`, `sleep` and `fault` serve tests and
 //! benchmarks.
 

@@ -3,7 +3,7 @@ use gamelan_ports::{ExecutionContext, WorkflowExecutor};
 
 use super::input::number;
 
-/// The seed's first executor: `tax = amount * 0.1`.
+/// The documentation's first executor: `tax = amount * 0.1`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CalculateTax;
 

@@ -1,4 +1,4 @@
-//! Logging setup: `log` + `env_logger`, with the seed's categories as targets
+//! Logging setup: `log` + `env_logger`, with the Java runtime's log categories as targets
 //! (`gamelan.executor.runtime`, `gamelan.executor.task`, `gamelan.executor.error`).
 
 /// Installs the logger once. `filters` is an env_logger filter string built from the

@@ -244,7 +244,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exposes_the_seed_metric_names_per_type() {
+    fn exposes_the_java_metric_names_per_type() {
         let m = RuntimeMetrics::new(["calculate-tax", "echo"]);
         m.task_received("calculate-tax");
         m.task_finished(

@@ -1,5 +1,5 @@
 //! `gamelan engine`: the reference engine behind one listening port that speaks gRPC
-//! (HTTP/2 cleartext) and the HTTP API at once, so the seed's
+//! (HTTP/2 cleartext) and the HTTP API at once, so the Java runtime's
 //! `engine-url=http://gamelan-engine:8080` works for every transport.
 
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@ enum Boot {
     ExecutorsDiscovered,
 }
 
-/// The reference model: the seed's lifecycle written as plain data plus two counters.
+/// The reference model: the documented lifecycle written as plain data plus two counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Initializing(Boot),

@@ -1,4 +1,4 @@
-//! Every `.properties` and YAML block of both seed documents, verbatim in
+//! Every `.properties` and YAML block of the Java Gamelan executor runtime's documentation, verbatim in
 //! `fixtures/config/`, loads into the expected typed values. Each assertion also checks the
 //! value came from the file (not from a default that happens to be equal).
 
@@ -319,7 +319,7 @@ fn remote_application_yaml() {
 }
 
 #[test]
-fn seed_secret_placeholder_without_the_variable_is_an_error_naming_key_and_variable() {
+fn documented_secret_placeholder_without_the_variable_is_an_error_naming_key_and_variable() {
     for f in ["remote-application.properties", "remote-application.yml"] {
         let err = ExecutorConfig::load(&[fixture(f)], std::iter::empty()).unwrap_err();
         assert!(err.mentions("gamelan.executor.jwt.secret"), "{f}: {err}");
@@ -427,7 +427,7 @@ fn remote_performance_tuning_blocks() {
     assert_eq!(c.grpc.max_concurrent_streams, 1000);
     assert_eq!(c.heartbeat.interval, secs(60));
     // Only the interval is raised: the default timeout follows (twice the interval) so the
-    // seed's own example stays valid.
+    // documentation's own example stays valid.
     assert_eq!(c.heartbeat.timeout, secs(120));
     assert_eq!(
         entry(&l, "gamelan.executor.heartbeat.timeout").origin,
@@ -454,7 +454,7 @@ fn remote_performance_tuning_blocks() {
 }
 
 #[test]
-fn all_seed_blocks_together_later_files_winning() {
+fn all_documented_blocks_together_later_files_winning() {
     let all = [
         "runtime-application.properties",
         "runtime-application.yml",
