@@ -84,6 +84,9 @@ pub struct TaskSettings {
     pub queue_size: usize,
     /// `task.dispatch-threads` / `thread-pool-size` (default 10): worker threads.
     pub dispatch_threads: usize,
+    /// `task.max-abandoned-threads` (default 10): per executor type, threads stuck past a
+    /// TIMEOUT that get a replacement worker; beyond it the type is reported unhealthy.
+    pub max_abandoned_threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -229,6 +232,7 @@ impl Default for ExecutorConfig {
             task: TaskSettings {
                 queue_size: 1000,
                 dispatch_threads: 10,
+                max_abandoned_threads: 10,
             },
             error: ErrorSettings {
                 max_retries: 3,
@@ -451,6 +455,14 @@ fn table() -> Table<ExecutorConfig> {
                 Ok(())
             },
             |c| Some(c.task.dispatch_threads.to_string()),
+        ),
+        K::new(
+            p(&["task.max-abandoned-threads"]),
+            |c, v| {
+                c.task.max_abandoned_threads = value::number(v)?;
+                Ok(())
+            },
+            |c| Some(c.task.max_abandoned_threads.to_string()),
         ),
         // error.*
         K::new(
