@@ -119,8 +119,8 @@ fn fetch(agent: &ureq::Agent, job: Fetch) {
             })?;
             match status {
                 200..=299 => {
-                    let body = serde_json::from_str(&text)
-                        .unwrap_or(serde_json::Value::String(text));
+                    let body =
+                        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
                     let mut out = JsonObject::new();
                     out.insert("status".into(), status.into());
                     out.insert("body".into(), body);

@@ -102,7 +102,12 @@ fn run(executor: impl WorkflowExecutor, n: usize) -> Duration {
         "not every task finished"
     );
     let took = t0.elapsed();
-    assert!(engine.results().iter().all(gamelan_domain::TaskResult::is_completed));
+    assert!(
+        engine
+            .results()
+            .iter()
+            .all(gamelan_domain::TaskResult::is_completed)
+    );
     runtime.shutdown();
     took
 }

@@ -140,7 +140,10 @@ fn fetches_over_http_while_the_only_worker_serves_other_tasks() {
         "fetch-external-data",
         json!({"url": format!("{base}/slow")}),
     ));
-    assert!(server.wait_seen("/slow"), "the call never reached the server");
+    assert!(
+        server.wait_seen("/slow"),
+        "the call never reached the server"
+    );
     // The server holds its answer; the single worker is free all the same.
     engine.push_task(task("echo", "echo", json!({"x": 1})));
     assert!(result_for(&engine, "echo").is_completed());

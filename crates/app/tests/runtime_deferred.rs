@@ -182,7 +182,11 @@ fn a_deferred_task_completes_from_another_thread_without_holding_a_worker() {
             .unwrap()
     };
     assert!(engine.wait_until(WAIT, |_| parked(&h).deferred_tasks == 3));
-    assert_eq!(parked(&h).active_tasks, 3, "deferred tasks keep their permits");
+    assert_eq!(
+        parked(&h).active_tasks,
+        3,
+        "deferred tasks keep their permits"
+    );
     // The worker is free: other work runs meanwhile.
     engine.push_task(task(9, "echo"));
     wait_results(&engine, 1);
@@ -231,7 +235,12 @@ fn a_thousand_deferred_tasks_on_two_workers_all_complete() {
         assert!(d.complete(Ok(JsonObject::new())));
     }
     wait_results(&engine, N);
-    assert!(engine.results().iter().all(|r| r.is_completed()));
+    assert!(
+        engine
+            .results()
+            .iter()
+            .all(gamelan::sdk::TaskResult::is_completed)
+    );
     assert_eq!(h.health().worker_threads, 2);
     h.shutdown();
     assert_eq!(engine.results().len(), N);
@@ -251,7 +260,10 @@ fn the_deadline_fires_timeout_and_a_late_completion_is_dropped() {
     assert_eq!(r.error().unwrap().code, codes::TIMEOUT);
     let (_, d) = parking.take().pop().unwrap();
     assert!(d.is_cancelled(), "the handle sees the deadline passed");
-    assert!(!d.complete(Ok(JsonObject::new())), "late completion dropped");
+    assert!(
+        !d.complete(Ok(JsonObject::new())),
+        "late completion dropped"
+    );
     assert!(engine.wait_until(WAIT, |_| h.health().active_tasks == 0));
     h.shutdown();
     assert_eq!(engine.results().len(), 1);
@@ -329,7 +341,11 @@ fn a_deferred_task_keeps_its_permits() {
         }
     }
     wait_results(&engine, N);
-    assert_eq!(parking.max_seen.load(Ordering::SeqCst), 2, "per-type limit held");
+    assert_eq!(
+        parking.max_seen.load(Ordering::SeqCst),
+        2,
+        "per-type limit held"
+    );
     h.shutdown();
 }
 
@@ -397,7 +413,12 @@ fn stuck_threads_past_the_cap_are_not_replaced_and_mark_the_type_unhealthy() {
     let e = entry(&h, "stuck");
     assert_eq!(e.abandoned_threads, 1);
     assert!(!e.healthy);
-    assert!(e.reason.as_deref().unwrap().contains("max-abandoned-threads"));
+    assert!(
+        e.reason
+            .as_deref()
+            .unwrap()
+            .contains("max-abandoned-threads")
+    );
     // Second hang: TIMEOUT, but no replacement; its task keeps the type's permit.
     engine.push_task(task(2, "stuck"));
     wait_results(&engine, 2);
@@ -407,7 +428,11 @@ fn stuck_threads_past_the_cap_are_not_replaced_and_mark_the_type_unhealthy() {
     );
     assert!(engine.wait_until(WAIT, |_| entry(&h, "stuck").abandoned_threads == 2));
     assert_eq!(h.health().worker_threads, 3, "no thread beyond the cap");
-    assert_eq!(entry(&h, "stuck").active_tasks, 1, "the unreplaced task holds its permit");
+    assert_eq!(
+        entry(&h, "stuck").active_tasks,
+        1,
+        "the unreplaced task holds its permit"
+    );
     assert_eq!(stuck.inside.load(Ordering::SeqCst), 2);
     // The remaining worker still serves other types.
     engine.push_task(task(3, "echo"));
@@ -422,4 +447,45 @@ fn stuck_threads_past_the_cap_are_not_replaced_and_mark_the_type_unhealthy() {
     assert_eq!(h.health().worker_threads, 2);
     h.shutdown();
     assert_eq!(engine.results().len(), 3, "late results dropped");
+}
+
+/// Defers, parks the handle, then stays in `execute` until cancelled: the cancel arrives
+/// while the task is not yet marked deferred, and must still end it.
+struct DeferThenLinger(Arc<Parking>);
+
+impl WorkflowExecutor for DeferThenLinger {
+    fn execute(&self, task: &Task, ctx: &ExecutionContext) -> Result<JsonObject, ExecutionError> {
+        let handle = ctx.defer();
+        {
+            let mut h = self.0.handles.lock().unwrap();
+            h.push((task.clone(), handle));
+            self.0.cv.notify_all();
+        }
+        ctx.cancellation().wait(WAIT);
+        Ok(JsonObject::new())
+    }
+}
+
+#[test]
+fn a_cancel_while_execute_still_runs_after_deferring_ends_the_task() {
+    let engine = LocalEngine::new();
+    let parking = Arc::new(Parking::default());
+    let h = start(
+        &engine,
+        settings(1, 10),
+        vec![local(DeferThenLinger(Arc::clone(&parking)), "linger", 4)],
+    );
+    engine.push_task(task(1, "linger"));
+    assert!(parking.wait_parked(1));
+    engine.push_cancel("run-1:n:1", "user asked");
+    wait_results(&engine, 1);
+    assert_eq!(
+        result_for(&engine, "run-1").error().unwrap().code,
+        codes::CANCELLED
+    );
+    let (_, d) = parking.take().pop().unwrap();
+    assert!(!d.complete(Ok(JsonObject::new())));
+    assert!(engine.wait_until(WAIT, |_| h.health().active_tasks == 0));
+    h.shutdown();
+    assert_eq!(engine.results().len(), 1);
 }

@@ -199,9 +199,9 @@ impl std::fmt::Debug for Deferred {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deferred")
             .field("pending", &self.settle.is_some())
-            .field("cancelled", &self.is_cancelled())
+            .field("cancel", &self.cancel)
             .field("deadline", &self.deadline)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -328,15 +328,24 @@ mod tests {
         assert!(ctx.is_deferred());
         let h = std::thread::spawn(move || d.complete(Ok(JsonObject::new())));
         assert!(h.join().unwrap());
-        assert_eq!(ctx.wait_deferred(Duration::from_secs(5)), Some(Ok(JsonObject::new())));
-        assert!(!ctx.defer().complete(Ok(JsonObject::new())), "second outcome dropped");
+        assert_eq!(
+            ctx.wait_deferred(Duration::from_secs(5)),
+            Some(Ok(JsonObject::new()))
+        );
+        assert!(
+            !ctx.defer().complete(Ok(JsonObject::new())),
+            "second outcome dropped"
+        );
     }
 
     #[test]
     fn a_dropped_handle_is_a_technical_failure() {
         let ctx = ExecutionContext::new(CancellationToken::new(), Instant::now(), 0);
         drop(ctx.defer());
-        let err = ctx.wait_deferred(Duration::from_secs(5)).unwrap().unwrap_err();
+        let err = ctx
+            .wait_deferred(Duration::from_secs(5))
+            .unwrap()
+            .unwrap_err();
         assert!(err.is_retryable());
         assert_eq!(err.code(), codes::DEFERRED_DROPPED);
     }

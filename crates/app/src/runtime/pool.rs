@@ -20,9 +20,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use gamelan_domain::{
-    ExecutionError, ExecutorMetadata, JsonObject, RetryPolicy, Task, TaskResult,
-};
+use gamelan_domain::{ExecutionError, ExecutorMetadata, JsonObject, RetryPolicy, Task, TaskResult};
 use gamelan_ports::sync::lock;
 use gamelan_ports::{CancellationToken, Clock, ExecutionContext, Settle, WorkflowExecutor};
 
@@ -150,10 +148,14 @@ enum SlotState {
     Taken,
     /// TIMEOUT fired while the executor still held this thread and a replacement worker
     /// was started: the thread retires when the executor returns.
-    Replaced { exec: usize },
+    Replaced {
+        exec: usize,
+    },
     /// TIMEOUT fired but the type's abandoned-thread cap was reached: no replacement, the
     /// task keeps its permits, and the thread rejoins the pool when the executor returns.
-    Held { exec: usize },
+    Held {
+        exec: usize,
+    },
 }
 
 struct Slot(Mutex<SlotState>);
@@ -313,6 +315,7 @@ impl WorkerPool {
         let token = lock(&s.sched).dispatched.get(task_id).cloned();
         let Some(token) = token else { return false };
         token.cancel();
+        std::sync::atomic::fence(Ordering::SeqCst);
         // A deferred task has no thread to notice the token: settle it here. A task still
         // inside `execute` is settled by its worker if it defers (it re-checks the token).
         let deferred: Vec<Arc<Flight>> = lock(&s.flights)
@@ -582,19 +585,16 @@ impl Shared {
     /// Settles a flight with an outcome through the normal finish path; `false` when it
     /// was already settled and the outcome is dropped.
     fn settle(&self, flight: &Flight, outcome: Result<JsonObject, ExecutionError>) -> bool {
-        match self.take(flight) {
-            Some(job) => {
-                self.finish(job, outcome);
-                true
-            }
-            None => {
-                log::debug!(
-                    target: "gamelan.executor.task",
-                    "task {} already settled; late outcome dropped",
-                    flight.task.task_id
-                );
-                false
-            }
+        if let Some(job) = self.take(flight) {
+            self.finish(job, outcome);
+            true
+        } else {
+            log::debug!(
+                target: "gamelan.executor.task",
+                "task {} already settled; late outcome dropped",
+                flight.task.task_id
+            );
+            false
         }
     }
 
@@ -603,7 +603,10 @@ impl Shared {
     fn finish(&self, mut job: Job, outcome: Result<JsonObject, ExecutionError>) {
         match outcome {
             Err(err) if err.is_retryable() => {
-                if let Some(delay) = self.settings.retry.next_delay(job.retries, self.unit_random())
+                if let Some(delay) = self
+                    .settings
+                    .retry
+                    .next_delay(job.retries, self.unit_random())
                 {
                     log::info!(
                         target: "gamelan.executor.task",
@@ -748,6 +751,8 @@ fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
             // deferred flight; settle it here (whichever of the two is second finds the
             // flight empty).
             flight.deferred.store(true, Ordering::SeqCst);
+            // Pairs with the fence in `cancel`: at least one side sees the other's store.
+            std::sync::atomic::fence(Ordering::SeqCst);
             if cancel.is_cancelled() {
                 let err = ExecutionError::Cancelled("cancelled while deferred".to_owned());
                 s.settle(&flight, Err(err));
