@@ -356,8 +356,7 @@ fn the_abandoned_thread_cap_is_configurable_and_reaches_the_pool() {
         &[],
         env(&[("GAMELAN_EXECUTOR_TASK_MAX_ABANDONED_THREADS", "lots")]),
     )
-    .err()
-    .expect("a non-number is refused")
+    .expect_err("a non-number is refused")
     .to_string();
     assert!(err.contains("max-abandoned-threads"), "{err}");
 }
