@@ -489,3 +489,31 @@ fn a_cancel_while_execute_still_runs_after_deferring_ends_the_task() {
     h.shutdown();
     assert_eq!(engine.results().len(), 1);
 }
+
+#[test]
+fn shutdown_hands_back_deferred_tasks_still_unsettled_at_the_drain_deadline() {
+    let engine = LocalEngine::new();
+    let parking = Arc::new(Parking::default());
+    let mut s = settings(1, 10);
+    s.drain_timeout = Duration::from_millis(300);
+    let h = start(&engine, s, vec![parker(&parking, 4)]);
+    engine.push_task(task(1, "parked"));
+    engine.push_task(task(2, "parked"));
+    assert!(parking.wait_parked(2));
+    let mut handles = parking.take();
+    handles.sort_by_key(|(t, _)| t.run_id.clone());
+    let (_, second) = handles.pop().unwrap();
+    let (_, first) = handles.pop().unwrap();
+    assert!(first.complete(Ok(JsonObject::new())));
+    wait_results(&engine, 1);
+    let report = h.shutdown();
+    assert_eq!(report.released, 1);
+    assert_eq!(engine.released()[0].run_id, "run-2");
+    assert!(
+        second.is_cancelled(),
+        "the unsettled handle learns it was given up"
+    );
+    assert!(!second.complete(Ok(JsonObject::new())));
+    assert_eq!(engine.results().len(), 1);
+    assert_eq!(engine.results()[0].run_id(), "run-1");
+}
