@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub use gamelan_domain::{
     CommunicationType, ExecutionError, ExecutorMetadata, JsonObject, Task, TaskResult,
 };
-pub use gamelan_ports::{CancellationToken, ExecutionContext, WorkflowExecutor};
+pub use gamelan_ports::{CancellationToken, Deferred, ExecutionContext, WorkflowExecutor};
 pub use inventory;
 
 /// One executor registered with [`executor!`](crate::executor); collected at link time.

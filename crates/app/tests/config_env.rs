@@ -344,3 +344,19 @@ fn yaml_log_categories_and_kafka_properties() {
     );
     assert_eq!(c.kafka.properties.get("sasl.mechanism"), Some("PLAIN"));
 }
+
+#[test]
+fn the_abandoned_thread_cap_is_configurable_and_reaches_the_pool() {
+    assert_eq!(load_env(&[]).task.max_abandoned_threads, 10, "default");
+    let c = load_env(&[("GAMELAN_EXECUTOR_TASK_MAX_ABANDONED_THREADS", "0")]);
+    assert_eq!(c.task.max_abandoned_threads, 0);
+    let settings = gamelan::wiring::runtime_settings(&c);
+    assert_eq!(settings.pool.max_abandoned_threads, 0);
+    let err = ExecutorConfig::load(
+        &[],
+        env(&[("GAMELAN_EXECUTOR_TASK_MAX_ABANDONED_THREADS", "lots")]),
+    )
+    .expect_err("a non-number is refused")
+    .to_string();
+    assert!(err.contains("max-abandoned-threads"), "{err}");
+}

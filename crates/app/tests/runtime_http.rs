@@ -96,6 +96,13 @@ fn health_and_metrics_endpoints_serve_real_figures() {
     assert_eq!(health["completedTasks"], 5);
     assert_eq!(health["failedTasks"], 1);
     assert!(health.get("queueSize").is_some() && health.get("activeTasks").is_some());
+    assert!(health["workerThreads"].as_u64().unwrap() >= 1);
+    for e in health["executors"].as_array().unwrap() {
+        assert_eq!(e["healthy"], true, "{e}");
+        assert_eq!(e["abandonedThreads"], 0, "{e}");
+        assert_eq!(e["deferredTasks"], 0, "{e}");
+        assert!(e.get("reason").is_none(), "{e}");
+    }
 
     let (status, text) = get(addr, "/q/metrics");
     assert_eq!(status, 200);

@@ -33,6 +33,7 @@ fn settings(threads: usize, queue: usize) -> RuntimeSettings {
                 jitter: 0.0,
             },
             default_timeout: Duration::from_secs(60),
+            max_abandoned_threads: 10,
         },
         heartbeat_interval: Duration::from_millis(50),
         reconnect_initial: Duration::from_millis(20),

@@ -20,6 +20,9 @@ pub mod codes {
     pub const INVALID_TASK: &str = "INVALID_TASK";
     /// The result was larger than the transport can carry; it was replaced by this failure.
     pub const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
+    /// A deferred result's completion handle was dropped without completing (a technical
+    /// failure, retried by policy): the task fails instead of hanging.
+    pub const DEFERRED_DROPPED: &str = "DEFERRED_DROPPED";
 }
 
 /// The failure of one execution, as a [`WorkflowExecutor`](../../gamelan_ports) returns it or

@@ -20,7 +20,7 @@ pub use engine::{
     EngineError, EngineService, EngineStatistics, ExecutorView, PolledTask, Registered, StreamId,
     SubmitRequest, TaskSink, TaskState, TaskView,
 };
-pub use executor::{CancellationToken, ExecutionContext, WorkflowExecutor};
+pub use executor::{CancellationToken, Deferred, ExecutionContext, Settle, WorkflowExecutor};
 pub use gamelan_domain as domain;
 pub use metrics::{MetricsSink, NoMetrics, TaskOutcome};
 pub use transport::{

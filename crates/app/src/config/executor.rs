@@ -69,6 +69,7 @@ pub struct HeartbeatSettings {
 pub struct TaskSettings {
     pub queue_size: usize,
     pub dispatch_threads: usize,
+    pub max_abandoned_threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +192,7 @@ impl Default for ExecutorConfig {
             task: TaskSettings {
                 queue_size: 1000,
                 dispatch_threads: 10,
+                max_abandoned_threads: 10,
             },
             error: ErrorSettings {
                 max_retries: 3,
@@ -296,6 +298,7 @@ fn table() -> Table<ExecutorConfig> {
         "heartbeat.timeout" | "heartbeat.timeout-seconds" => heartbeat.timeout: positive_secs, "must exceed the interval (bare numbers: seconds)", default "60s or 2x interval";
         "task.queue-size" | "queue-size" => task.queue_size: positive, "tasks admitted and waiting; full = backpressure, never a drop";
         "task.dispatch-threads" | "thread-pool-size" => task.dispatch_threads: positive, "worker threads";
+        "task.max-abandoned-threads" => task.max_abandoned_threads: value::number, "per executor type: threads stuck in a blocking executor past their TIMEOUT that get a replacement worker; beyond it none, and the type shows `\"healthy\": false` in `/health`";
         "error.max-retries" => error.max_retries: value::number, "retries of a technical failure (0: none)";
         "error.backoff-initial" => error.backoff_initial: value::millis, "first retry delay (bare numbers: ms)";
         "error.backoff-multiplier" => error.backoff_multiplier: value::multiplier, "delay growth (>= 1)";

@@ -68,6 +68,9 @@ pub struct Health {
     pub executors: Vec<ExecutorHealth>,
     pub transports: Vec<TransportHealth>,
     pub active_tasks: usize,
+    /// Live worker threads, counting those stuck past a TIMEOUT (bounded by
+    /// `thread-pool-size` plus `task.max-abandoned-threads` per executor type).
+    pub worker_threads: usize,
     pub queue_size: usize,
     pub retrying_tasks: usize,
     pub unreported_results: usize,
@@ -86,6 +89,16 @@ pub struct ExecutorHealth {
     pub max_concurrent_tasks: u32,
     pub active_tasks: usize,
     pub queued_tasks: usize,
+    /// Tasks of this type whose result is deferred to a completion handle (no thread held).
+    pub deferred_tasks: usize,
+    /// Threads stuck in this type's executor past a TIMEOUT, still running.
+    pub abandoned_threads: usize,
+    /// False once `abandoned_threads` reached `task.max-abandoned-threads`: the next hang
+    /// of this type costs the pool a worker. The process stays UP and ready (the other
+    /// types still work); `reason` says why.
+    pub healthy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -410,6 +423,9 @@ impl Core {
         let queued = self.pool.queued_by_executor();
         let running = self.pool.running_by_executor();
         let ready = self.is_ready();
+        let abandoned = self.pool.abandoned_by_executor();
+        let deferred = self.pool.deferred_by_executor();
+        let cap = self.pool.max_abandoned_threads();
         let executors = self
             .routes
             .iter()
@@ -421,6 +437,16 @@ impl Core {
                 max_concurrent_tasks: self.hosted[e].meta.max_concurrent_tasks,
                 active_tasks: running.get(e).copied().unwrap_or(0),
                 queued_tasks: queued.get(e).copied().unwrap_or(0),
+                deferred_tasks: deferred.get(e).copied().unwrap_or(0),
+                abandoned_threads: abandoned.get(e).copied().unwrap_or(0),
+                healthy: !unhealthy(abandoned.get(e).copied().unwrap_or(0), cap),
+                reason: unhealthy(abandoned.get(e).copied().unwrap_or(0), cap).then(|| {
+                    format!(
+                        "{} threads stuck in this executor past their timeout \
+                         (task.max-abandoned-threads = {cap}); further hangs are not replaced",
+                        abandoned.get(e).copied().unwrap_or(0)
+                    )
+                }),
             })
             .collect();
         let last = self.last_heartbeat_ms.load(Ordering::Acquire);
@@ -444,6 +470,7 @@ impl Core {
                 })
                 .collect(),
             active_tasks: self.pool.running(),
+            worker_threads: self.pool.worker_threads(),
             queue_size: self.pool.waiting(),
             retrying_tasks: self.pool.retrying(),
             unreported_results: self.routes.iter().map(|r| r.reporter.unconfirmed()).sum(),
@@ -557,6 +584,11 @@ fn registration(
         endpoint,
         attributes,
     }
+}
+
+/// A type is unhealthy once its stuck threads used up the replacement budget.
+fn unhealthy(abandoned: usize, cap: usize) -> bool {
+    abandoned > 0 && abandoned >= cap
 }
 
 /// The health endpoint's view of the core; weak so the HTTP thread never keeps it alive.

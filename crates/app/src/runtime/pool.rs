@@ -5,19 +5,24 @@
 //! only once both its type and the pool have a free permit, so a slow executor type can
 //! never occupy every thread. Admission beyond the queue bound is refused (backpressure),
 //! never dropped. Retries wait in the [`DelayQueue`], not on a worker thread.
+//!
+//! Every started task is a [`Flight`] until its outcome is settled. Exactly one of the
+//! executor's return, its deferred completion handle, the watchdog's TIMEOUT, a cancel of a
+//! deferred task and shutdown takes the job out of the flight; the others find it empty and
+//! their outcome is dropped. A deferred task holds its permits without holding a thread.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use gamelan_domain::{ExecutionError, ExecutorMetadata, RetryPolicy, Task, TaskResult};
+use gamelan_domain::{ExecutionError, ExecutorMetadata, JsonObject, RetryPolicy, Task, TaskResult};
 use gamelan_ports::sync::lock;
-use gamelan_ports::{CancellationToken, Clock, ExecutionContext, WorkflowExecutor};
+use gamelan_ports::{CancellationToken, Clock, ExecutionContext, Settle, WorkflowExecutor};
 
 use super::timer::DelayQueue;
 
@@ -32,6 +37,12 @@ pub struct PoolSettings {
     pub retry: RetryPolicy,
     /// Used when a task carries no `timeout_seconds` (`engine.request-timeout`).
     pub default_timeout: Duration,
+    /// `task.max-abandoned-threads`: per executor type, how many threads stuck in an
+    /// executor past their task's TIMEOUT are replaced by new workers. Beyond it a stuck
+    /// thread is not replaced (its task keeps its permits until the thread returns) and the
+    /// type shows unhealthy in `/health`, so a hanging executor cannot grow the process
+    /// without limit.
+    pub max_abandoned_threads: usize,
 }
 
 impl Default for PoolSettings {
@@ -42,6 +53,7 @@ impl Default for PoolSettings {
             max_parallel: 50,
             retry: RetryPolicy::default(),
             default_timeout: Duration::from_secs(300),
+            max_abandoned_threads: 10,
         }
     }
 }
@@ -61,9 +73,15 @@ pub struct Job {
     pub retries: u32,
     pub received: Instant,
     cancel: CancellationToken,
+    /// Set when a worker starts it; keys its flight.
+    flight: u64,
 }
 
 impl Job {
+    fn flight_id(&self) -> u64 {
+        self.flight
+    }
+
     pub fn new(task: Task, exec: usize, route: usize, received: Instant) -> Self {
         Self {
             task: Arc::new(task),
@@ -72,6 +90,7 @@ impl Job {
             retries: 0,
             received,
             cancel: CancellationToken::new(),
+            flight: 0,
         }
     }
 }
@@ -110,18 +129,33 @@ struct Sched {
     closed: bool,
 }
 
+/// A started task until its outcome is settled.
+struct Flight {
+    task: Arc<Task>,
+    exec: usize,
+    deadline: Instant,
+    cancel: CancellationToken,
+    /// `Some` until settled; whoever takes it reports the outcome.
+    job: Mutex<Option<Job>>,
+    /// `execute` returned after deferring: the completion handle settles the task.
+    deferred: AtomicBool,
+}
+
 enum SlotState {
     Idle,
-    Running {
-        task: Arc<Task>,
-        exec: usize,
-        route: usize,
-        received: Instant,
-        deadline: Instant,
-        cancel: CancellationToken,
-    },
-    /// The watchdog or shutdown took the task away; the worker must drop its result.
+    Running(Arc<Flight>),
+    /// Shutdown took the task away; the worker drops its result and retires.
     Taken,
+    /// TIMEOUT fired while the executor still held this thread and a replacement worker
+    /// was started: the thread retires when the executor returns.
+    Replaced {
+        exec: usize,
+    },
+    /// TIMEOUT fired but the type's abandoned-thread cap was reached: no replacement, the
+    /// task keeps its permits, and the thread rejoins the pool when the executor returns.
+    Held {
+        exec: usize,
+    },
 }
 
 struct Slot(Mutex<SlotState>);
@@ -138,6 +172,11 @@ struct Shared {
     waiting: AtomicUsize,
     retries: DelayQueue<Job>,
     slots: Mutex<Vec<Arc<Slot>>>,
+    /// Every started, unsettled task (on a worker or deferred), by flight id.
+    flights: Mutex<HashMap<u64, Arc<Flight>>>,
+    next_flight: AtomicU64,
+    /// Per executor type: threads abandoned to a timed-out execution, still running.
+    abandoned: Vec<AtomicUsize>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     on_finish: FinishHook,
     clock: Arc<dyn Clock>,
@@ -198,6 +237,9 @@ impl WorkerPool {
             waiting: AtomicUsize::new(0),
             retries: DelayQueue::new(),
             slots: Mutex::new(Vec::new()),
+            flights: Mutex::new(HashMap::new()),
+            next_flight: AtomicU64::new(0),
+            abandoned: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             workers: Mutex::new(Vec::new()),
             on_finish,
             clock,
@@ -271,10 +313,20 @@ impl WorkerPool {
             return true;
         }
         let token = lock(&s.sched).dispatched.get(task_id).cloned();
-        token.is_some_and(|t| {
-            t.cancel();
-            true
-        })
+        let Some(token) = token else { return false };
+        token.cancel();
+        std::sync::atomic::fence(Ordering::SeqCst);
+        // A deferred task has no thread to notice the token: settle it here. A task still
+        // inside `execute` is settled by its worker if it defers (it re-checks the token).
+        let deferred: Vec<Arc<Flight>> = lock(&s.flights)
+            .values()
+            .filter(|f| f.task.task_id == task_id && f.deferred.load(Ordering::SeqCst))
+            .cloned()
+            .collect();
+        for f in deferred {
+            s.settle(&f, Err(ExecutionError::Cancelled(reason.to_owned())));
+        }
+        true
     }
 
     /// Tasks admitted and not yet started, per hosted executor (index order).
@@ -301,6 +353,37 @@ impl WorkerPool {
 
     pub fn retrying(&self) -> usize {
         self.shared.retries.len()
+    }
+
+    /// Threads stuck in a timed-out execution and still running, per hosted executor.
+    pub fn abandoned_by_executor(&self) -> Vec<usize> {
+        self.shared
+            .abandoned
+            .iter()
+            .map(|a| a.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Live worker threads, stuck ones included.
+    pub fn worker_threads(&self) -> usize {
+        lock(&self.shared.slots).len()
+    }
+
+    /// The configured cap on replaced stuck threads per executor type.
+    pub fn max_abandoned_threads(&self) -> usize {
+        self.shared.settings.max_abandoned_threads
+    }
+
+    /// Tasks whose executor deferred the result and whose handle has not settled yet, per
+    /// hosted executor.
+    pub fn deferred_by_executor(&self) -> Vec<usize> {
+        let mut out = vec![0; self.shared.hosted.len()];
+        for f in lock(&self.shared.flights).values() {
+            if f.deferred.load(Ordering::Acquire) {
+                out[f.exec] += 1;
+            }
+        }
+        out
     }
 
     /// First half of a graceful stop: refuse new tasks and take back every task not
@@ -364,22 +447,22 @@ impl WorkerPool {
                     .0;
             }
         }
+        // Whatever is still unsettled (running or deferred) goes back to the engine.
+        let flights: Vec<Arc<Flight>> = lock(&s.flights).values().cloned().collect();
+        for f in flights {
+            if let Some(job) = s.take(&f) {
+                job.cancel.cancel();
+                s.release(job.exec, Some(&job.task.task_id));
+                handback.push(HandedBack {
+                    route: job.route,
+                    task: job.task,
+                });
+            }
+        }
         for slot in lock(&s.slots).iter() {
             let mut st = lock(&slot.0);
-            if let SlotState::Running {
-                task,
-                cancel,
-                exec,
-                route,
-                ..
-            } = std::mem::replace(&mut *st, SlotState::Taken)
-            {
-                cancel.cancel();
-                drop(st);
-                s.release(exec, Some(&task.task_id));
-                handback.push(HandedBack { route, task });
-            } else if !matches!(*st, SlotState::Taken) {
-                *st = SlotState::Idle;
+            if matches!(*st, SlotState::Running(_)) {
+                *st = SlotState::Taken;
             }
         }
         let workers = std::mem::take(&mut *lock(&s.workers));
@@ -492,6 +575,68 @@ impl Shared {
         });
     }
 
+    /// Takes the job out of its flight: `Some` for exactly one caller.
+    fn take(&self, flight: &Flight) -> Option<Job> {
+        let job = lock(&flight.job).take()?;
+        lock(&self.flights).remove(&job.flight_id());
+        Some(job)
+    }
+
+    /// Settles a flight with an outcome through the normal finish path; `false` when it
+    /// was already settled and the outcome is dropped.
+    fn settle(&self, flight: &Flight, outcome: Result<JsonObject, ExecutionError>) -> bool {
+        if let Some(job) = self.take(flight) {
+            self.finish(job, outcome);
+            true
+        } else {
+            log::debug!(
+                target: "gamelan.executor.task",
+                "task {} already settled; late outcome dropped",
+                flight.task.task_id
+            );
+            false
+        }
+    }
+
+    /// The end of an execution, whoever produced its outcome: retry policy, report,
+    /// permits.
+    fn finish(&self, mut job: Job, outcome: Result<JsonObject, ExecutionError>) {
+        match outcome {
+            Err(err) if err.is_retryable() => {
+                if let Some(delay) = self
+                    .settings
+                    .retry
+                    .next_delay(job.retries, self.unit_random())
+                {
+                    log::info!(
+                        target: "gamelan.executor.task",
+                        "task {} failed ({err}); retry {} in {delay:?}",
+                        job.task.task_id,
+                        job.retries + 1
+                    );
+                    job.retries += 1;
+                    let exec = job.exec;
+                    self.retries.schedule(Instant::now() + delay, job);
+                    self.release(exec, None);
+                } else {
+                    let err = match err {
+                        ExecutionError::Technical { code, message } => ExecutionError::Technical {
+                            code,
+                            message: format!("{message} (after {} retries)", job.retries),
+                        },
+                        other => other,
+                    };
+                    self.deliver(&job, Err(err));
+                    self.release(job.exec, Some(&job.task.task_id));
+                }
+            }
+            other => {
+                self.deliver(&job, other);
+                self.release(job.exec, Some(&job.task.task_id));
+            }
+        }
+    }
+
     fn unit_random(&self) -> f64 {
         let bits = self.random.hash_one(Instant::now()) >> 11;
         bits as f64 / (1u64 << 53) as f64
@@ -515,14 +660,29 @@ fn worker(s: &Arc<Shared>, slot: &Arc<Slot>) {
     while let Ok(Msg::Run(job)) = s.ready_rx.recv() {
         s.waiting.fetch_sub(1, Ordering::AcqRel);
         if !run(s, slot, job) {
-            // The watchdog took this task and started a replacement thread: retire.
+            // A replacement took this thread's place (timeout) or the pool stopped: retire.
             lock(&s.slots).retain(|x| !Arc::ptr_eq(x, slot));
             return;
         }
     }
 }
 
-/// Runs one job; returns false when the task was taken away while running.
+/// The completion side of a flight, handed to the executor through its context.
+struct FlightSettle {
+    pool: Weak<Shared>,
+    flight: Arc<Flight>,
+}
+
+impl Settle for FlightSettle {
+    fn settle(&self, outcome: Result<JsonObject, ExecutionError>) -> bool {
+        self.pool
+            .upgrade()
+            .is_some_and(|s| s.settle(&self.flight, outcome))
+    }
+}
+
+/// Runs one job; returns false when this thread must retire (replaced after a timeout, or
+/// taken away at shutdown).
 fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
     if job.cancel.is_cancelled() {
         // Cancelled between dispatch and pickup: the executor never sees it.
@@ -537,59 +697,69 @@ fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
         .timeout_seconds
         .map_or(s.settings.default_timeout, Duration::from_secs);
     let deadline = deadline_after(Instant::now(), timeout);
-    *lock(&slot.0) = SlotState::Running {
-        task: Arc::clone(&job.task),
+    job.flight = s.next_flight.fetch_add(1, Ordering::Relaxed);
+    let id = job.flight;
+    let retries = job.retries;
+    let task = Arc::clone(&job.task);
+    let cancel = job.cancel.clone();
+    let flight = Arc::new(Flight {
+        task: Arc::clone(&task),
         exec: job.exec,
-        route: job.route,
-        received: job.received,
         deadline,
-        cancel: job.cancel.clone(),
-    };
+        cancel: cancel.clone(),
+        job: Mutex::new(Some(job)),
+        deferred: AtomicBool::new(false),
+    });
+    lock(&s.flights).insert(id, Arc::clone(&flight));
+    *lock(&slot.0) = SlotState::Running(Arc::clone(&flight));
     s.retries.hint(deadline);
-    let ctx = ExecutionContext::new(job.cancel.clone(), deadline, job.retries);
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        hosted.executor.execute(&job.task, &ctx)
-    }));
+    let ctx = ExecutionContext::new(cancel.clone(), deadline, retries).with_settle(Arc::new(
+        FlightSettle {
+            pool: Arc::downgrade(s),
+            flight: Arc::clone(&flight),
+        },
+    ));
+    let outcome = catch_unwind(AssertUnwindSafe(|| hosted.executor.execute(&task, &ctx)));
+    let deferred = ctx.is_deferred();
+    drop(ctx);
     {
         let mut st = lock(&slot.0);
-        if matches!(*st, SlotState::Taken) {
-            *st = SlotState::Idle;
-            return false;
+        match std::mem::replace(&mut *st, SlotState::Idle) {
+            SlotState::Taken => return false,
+            SlotState::Replaced { exec } => {
+                s.abandoned[exec].fetch_sub(1, Ordering::AcqRel);
+                return false;
+            }
+            SlotState::Held { exec } => {
+                // Back from a timed-out execution with no replacement started: free the
+                // permits its task kept and serve again.
+                drop(st);
+                s.abandoned[exec].fetch_sub(1, Ordering::AcqRel);
+                s.release(exec, None);
+                return true;
+            }
+            SlotState::Idle | SlotState::Running(_) => {}
         }
-        *st = SlotState::Idle;
     }
     let outcome = match outcome {
         Ok(r) => r,
         Err(payload) => Err(ExecutionError::Panic(panic_message(payload.as_ref()))),
     };
     match outcome {
-        Err(err) if err.is_retryable() => {
-            if let Some(delay) = s.settings.retry.next_delay(job.retries, s.unit_random()) {
-                log::info!(
-                    target: "gamelan.executor.task",
-                    "task {} failed ({err}); retry {} in {delay:?}",
-                    job.task.task_id,
-                    job.retries + 1
-                );
-                job.retries += 1;
-                let exec = job.exec;
-                s.retries.schedule(Instant::now() + delay, job);
-                s.release(exec, None);
-            } else {
-                let err = match err {
-                    ExecutionError::Technical { code, message } => ExecutionError::Technical {
-                        code,
-                        message: format!("{message} (after {} retries)", job.retries),
-                    },
-                    other => other,
-                };
-                s.deliver(&job, Err(err));
-                s.release(job.exec, Some(&job.task.task_id));
+        Ok(_) if deferred => {
+            // The handle settles it. A cancel that came while `execute` still ran saw no
+            // deferred flight; settle it here (whichever of the two is second finds the
+            // flight empty).
+            flight.deferred.store(true, Ordering::SeqCst);
+            // Pairs with the fence in `cancel`: at least one side sees the other's store.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if cancel.is_cancelled() {
+                let err = ExecutionError::Cancelled("cancelled while deferred".to_owned());
+                s.settle(&flight, Err(err));
             }
         }
         other => {
-            s.deliver(&job, other);
-            s.release(job.exec, Some(&job.task.task_id));
+            s.settle(&flight, other);
         }
     }
     true
@@ -617,13 +787,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Fires timeouts and re-admits due retries.
 fn watchdog(s: &Arc<Shared>) {
     loop {
-        let next = lock(&s.slots)
-            .iter()
-            .filter_map(|slot| match &*lock(&slot.0) {
-                SlotState::Running { deadline, .. } => Some(*deadline),
-                _ => None,
-            })
-            .min();
+        let next = lock(&s.flights).values().map(|f| f.deadline).min();
         let Some(due) = s.retries.wait_due(next) else {
             return;
         };
@@ -644,39 +808,52 @@ fn watchdog(s: &Arc<Shared>) {
 
 fn fire_timeouts(s: &Arc<Shared>) {
     let now = Instant::now();
-    let mut expired = Vec::new();
-    for slot in lock(&s.slots).iter() {
-        let mut st = lock(&slot.0);
-        if matches!(&*st, SlotState::Running { deadline, .. } if *deadline <= now)
-            && let SlotState::Running {
-                task,
-                exec,
-                route,
-                received,
-                deadline,
-                cancel,
-            } = std::mem::replace(&mut *st, SlotState::Taken)
-        {
-            cancel.cancel();
-            expired.push((task, exec, route, received, deadline));
+    let expired: Vec<Arc<Flight>> = lock(&s.flights)
+        .values()
+        .filter(|f| f.deadline <= now)
+        .cloned()
+        .collect();
+    for flight in expired {
+        let Some(job) = s.take(&flight) else { continue };
+        flight.cancel.cancel();
+        let exec = flight.exec;
+        // Is a worker thread still inside the executor for this task?
+        let mut holds_permits = false;
+        let mut replace = false;
+        for slot in lock(&s.slots).iter() {
+            let mut st = lock(&slot.0);
+            if matches!(&*st, SlotState::Running(f) if Arc::ptr_eq(f, &flight)) {
+                let before = s.abandoned[exec].fetch_add(1, Ordering::AcqRel);
+                if before < s.settings.max_abandoned_threads {
+                    *st = SlotState::Replaced { exec };
+                    replace = true;
+                } else {
+                    *st = SlotState::Held { exec };
+                    holds_permits = true;
+                }
+                break;
+            }
         }
-    }
-    for (task, exec, route, received, deadline) in expired {
-        let timeout = deadline
-            .saturating_duration_since(received)
-            .max(Duration::ZERO);
-        let err = ExecutionError::Timeout(timeout);
-        log::warn!(target: "gamelan.executor.error", "task {} timed out", task.task_id);
-        let result = TaskResult::failed(&task, err.to_error_info(), s.clock.epoch_millis());
-        (s.on_finish)(Finished {
-            route,
-            exec,
-            result,
-            duration: received.elapsed(),
-        });
-        s.release(exec, Some(&task.task_id));
-        // The stuck thread retires when its executor returns; keep the pool at full size.
-        spawn_worker(s);
+        let timeout = flight.deadline.saturating_duration_since(job.received);
+        log::warn!(target: "gamelan.executor.error", "task {} timed out", job.task.task_id);
+        s.deliver(&job, Err(ExecutionError::Timeout(timeout)));
+        if holds_permits {
+            log::error!(
+                target: "gamelan.executor.runtime",
+                "executor '{}' has {} threads stuck past their timeout (cap {}): not replacing \
+                 this one; the type is unhealthy",
+                s.hosted[exec].meta.executor_type,
+                s.abandoned[exec].load(Ordering::Acquire),
+                s.settings.max_abandoned_threads
+            );
+            lock(&s.sched).dispatched.remove(&job.task.task_id);
+        } else {
+            s.release(exec, Some(&job.task.task_id));
+        }
+        if replace {
+            // The stuck thread retires when its executor returns; keep the pool full size.
+            spawn_worker(s);
+        }
     }
 }
 

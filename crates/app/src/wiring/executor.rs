@@ -55,6 +55,7 @@ pub fn runtime_settings(cfg: &ExecutorConfig) -> RuntimeSettings {
             max_parallel: cfg.runtime.max_parallel_tasks,
             retry: cfg.retry_policy(),
             default_timeout: cfg.engine.request_timeout,
+            max_abandoned_threads: cfg.task.max_abandoned_threads,
         },
         batch: cfg.batch_policy(),
         heartbeat_enabled: cfg.heartbeat.enabled,
