@@ -73,7 +73,12 @@ impl ExecutorEntry {
     }
 
     /// The stand-in for an executor that had `node_type` tasks delivered before a restart.
-    pub(super) fn restored(executor_id: &str, node_type: &str, generation: u64, now_ms: u64) -> Self {
+    pub(super) fn restored(
+        executor_id: &str,
+        node_type: &str,
+        generation: u64,
+        now_ms: u64,
+    ) -> Self {
         let registration = Registration {
             executor_id: executor_id.to_owned(),
             metadata: ExecutorMetadata::new(node_type),

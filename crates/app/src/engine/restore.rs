@@ -95,9 +95,10 @@ impl Inner {
                 let t = &rec.task;
                 self.intake
                     .dispatched(&t.run_id, &t.node_id, t.attempt, &t.execution_token);
-                let delivered = loaded.deliveries.remove(&db_key).filter(|d| {
-                    d.attempt == t.attempt && d.execution_token == t.execution_token
-                });
+                let delivered = loaded
+                    .deliveries
+                    .remove(&db_key)
+                    .filter(|d| d.attempt == t.attempt && d.execution_token == t.execution_token);
                 if let Some(d) = delivered {
                     let node_type = t.node_type.clone();
                     let exec = self.restored_executor(&d.executor_id, &node_type, now, now_ms);
@@ -123,8 +124,11 @@ impl Inner {
         }
         feed.sort_unstable();
         // Retention forgets oldest first, so the stored results are a contiguous tail of
-        // the feed: numbering resumes where it stood.
-        self.feed_base = feed.first().map_or(0, |&(seq, _)| seq.saturating_sub(1));
+        // the feed: numbering resumes where it stood (after the last forgotten one when none
+        // is kept).
+        self.feed_base = feed
+            .first()
+            .map_or(loaded.forgotten, |&(seq, _)| seq.saturating_sub(1));
         self.feed = feed.into_iter().map(|(_, slot)| slot).collect();
         restored
     }

@@ -28,6 +28,10 @@ use serde::{Deserialize, Serialize};
 const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
 const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+/// Counters: `forgotten` is the feed sequence number of the last result forgotten, so the
+/// feed's numbering resumes right even when every stored result was forgotten.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const FORGOTTEN: &str = "forgotten";
 /// Name of the database file under the data directory.
 pub(super) const FILE_NAME: &str = "engine.redb";
 /// Upper bound of writes per transaction, so one commit never holds an unbounded batch.
@@ -100,9 +104,10 @@ pub(super) enum WriteOp {
     Undeliver {
         key: u64,
     },
-    /// Forgets a task and its result (retention).
+    /// Forgets a task and its result (retention); `seq` is the result's place in the feed.
     Forget {
         key: u64,
+        seq: u64,
     },
     Barrier(Sender<Result<(), String>>),
 }
@@ -130,6 +135,8 @@ pub(super) struct Loaded {
     pub tasks: Vec<(u64, StoredTask)>,
     pub outcomes: HashMap<u64, StoredOutcome>,
     pub deliveries: HashMap<u64, StoredDelivery>,
+    /// Feed sequence number of the last forgotten result.
+    pub forgotten: u64,
 }
 
 fn storage(e: impl std::fmt::Display) -> EngineError {
@@ -148,6 +155,7 @@ pub(super) fn open(dir: &Path) -> Result<(Database, Loaded), EngineError> {
     txn.open_table(TASKS).map_err(storage)?;
     txn.open_table(OUTCOMES).map_err(storage)?;
     txn.open_table(DELIVERIES).map_err(storage)?;
+    txn.open_table(META).map_err(storage)?;
     txn.commit().map_err(storage)?;
 
     let mut loaded = Loaded::default();
@@ -172,6 +180,10 @@ pub(super) fn open(dir: &Path) -> Result<(Database, Loaded), EngineError> {
         let stored: StoredDelivery = serde_json::from_slice(value.value())
             .map_err(|e| storage(format!("delivery {} is unreadable: {e}", key.value())))?;
         loaded.deliveries.insert(key.value(), stored);
+    }
+    let meta = txn.open_table(META).map_err(storage)?;
+    if let Some(v) = meta.get(FORGOTTEN).map_err(storage)? {
+        loaded.forgotten = v.value();
     }
     Ok((db, loaded))
 }
@@ -230,6 +242,7 @@ fn commit(db: &Database, group: &[WriteOp], buf: &mut Vec<u8>) -> Result<(), Str
         let mut tasks = txn.open_table(TASKS).map_err(|e| e.to_string())?;
         let mut outcomes = txn.open_table(OUTCOMES).map_err(|e| e.to_string())?;
         let mut deliveries = txn.open_table(DELIVERIES).map_err(|e| e.to_string())?;
+        let mut forgotten = None;
         for op in group {
             buf.clear();
             match op {
@@ -253,13 +266,18 @@ fn commit(db: &Database, group: &[WriteOp], buf: &mut Vec<u8>) -> Result<(), Str
                 WriteOp::Undeliver { key } => {
                     deliveries.remove(*key).map_err(|e| e.to_string())?;
                 }
-                WriteOp::Forget { key } => {
+                WriteOp::Forget { key, seq } => {
                     tasks.remove(*key).map_err(|e| e.to_string())?;
                     outcomes.remove(*key).map_err(|e| e.to_string())?;
                     deliveries.remove(*key).map_err(|e| e.to_string())?;
+                    forgotten = forgotten.max(Some(*seq));
                 }
                 WriteOp::Barrier(_) => {}
             }
+        }
+        if let Some(seq) = forgotten {
+            let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+            meta.insert(FORGOTTEN, seq).map_err(|e| e.to_string())?;
         }
     }
     txn.commit().map_err(|e| e.to_string())
@@ -310,7 +328,11 @@ mod tests {
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
         tx.send(WriteOp::Barrier(done_tx)).unwrap();
         assert_eq!(done_rx.recv().unwrap(), Ok(()));
-        assert_eq!(committed.load(Ordering::Acquire), 3, "three writes committed");
+        assert_eq!(
+            committed.load(Ordering::Acquire),
+            3,
+            "three writes committed"
+        );
         drop(tx);
         handle.join().unwrap();
 
