@@ -552,6 +552,14 @@ fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
     };
     s.retries.hint(deadline);
     let ctx = ExecutionContext::new(job.cancel.clone(), deadline, job.retries);
+    // One line per execution (retries included), so how often a task ran can be counted
+    // from the log (`RUST_LOG=gamelan.executor.task=debug`).
+    log::debug!(
+        target: "gamelan.executor.task",
+        "task {} executing (try {})",
+        job.task.task_id,
+        job.retries + 1
+    );
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         hosted.executor.execute(&job.task, &ctx)
     }));
