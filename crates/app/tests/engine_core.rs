@@ -1027,7 +1027,7 @@ fn the_submission_id_finds_the_task_whichever_attempt_finishes_it() {
     clock.advance(Duration::from_secs(1));
     engine.sweep();
     let second = sink.take().remove(0);
-    accept_all(&engine, &[second.clone()]);
+    accept_all(&engine, std::slice::from_ref(&second));
     let (feed, _) = engine.completions(0, 10, Duration::ZERO);
     assert_eq!(feed.len(), 1);
     assert_eq!(

@@ -232,7 +232,7 @@ impl World {
                 let i = n % self.held[e].len();
                 let task = self.held[e].remove(i);
                 self.engine
-                    .release(&executor_id(e), &[task.task_id.clone()])
+                    .release(&executor_id(e), std::slice::from_ref(&task.task_id))
                     .unwrap();
                 // It may have started there: the next delivery is a new attempt.
                 let key = format!("{}:{}", task.run_id, task.node_id);
