@@ -92,12 +92,15 @@ fn tasks_of_a_killed_executor_complete_on_the_other_exactly_once() {
 }
 
 /// Starts an engine on `port`, retrying while the old process's socket is still closing.
+/// A task handed out just before a kill that never reached its executor waits for the ack
+/// timeout after the restart (a restart is not an attempt): keep it short here.
 fn start_on(port: u16, data_dir: &Path) -> anyhow::Result<Engine> {
     let spec = EngineSpec {
         port,
         data_dir: Some(data_dir.to_path_buf()),
         env: Vec::new(),
-    };
+    }
+    .with("GAMELAN_ENGINE_ACK_TIMEOUT", ACK_TIMEOUT);
     wait_for(
         Duration::from_secs(20),
         format!("an engine on port {port}"),
