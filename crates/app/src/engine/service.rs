@@ -76,7 +76,10 @@ impl Shared {
             if fx.finished {
                 // Taking the lock once orders this wake-up after any reader's check of the
                 // committed count (which it makes under the lock), so none misses it.
-                drop(self.lock());
+                // Without a store results are visible as they are made, under the lock.
+                if self.settings.data_dir.is_some() {
+                    drop(self.lock());
+                }
                 self.feed_cv.notify_all();
             }
             let mut refused = Vec::new();
