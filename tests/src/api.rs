@@ -16,7 +16,10 @@ const SUBMIT_CHUNK: usize = 1000;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskView {
+    /// The wire id of the current (in the feed: the finishing) attempt.
     pub task_id: String,
+    /// What the submission answered (`runId:nodeId:1`), whichever attempt finishes.
+    pub submission_id: String,
     pub run_id: String,
     pub node_id: String,
     pub node_type: String,

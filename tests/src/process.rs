@@ -288,12 +288,26 @@ impl Process {
 
     /// SIGTERM: asks for a graceful stop (`kill -TERM`, so no libc binding is needed).
     pub fn terminate(&self) -> anyhow::Result<()> {
+        self.signal("TERM")
+    }
+
+    /// SIGSTOP: freezes the process (it reads, sends and runs nothing) until [`Self::resume`].
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// SIGCONT: lets a paused process run on.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, name: &str) -> anyhow::Result<()> {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{name}"), &self.pid().to_string()])
             .status()
-            .context("running kill -TERM")?;
+            .with_context(|| format!("running kill -{name}"))?;
         if !status.success() {
-            bail!("kill -TERM {} failed: {status}", self.pid());
+            bail!("kill -{name} {} failed: {status}", self.pid());
         }
         Ok(())
     }

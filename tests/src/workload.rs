@@ -69,7 +69,8 @@ mod tests {
 
     fn view(run_id: &str, status: &str, output: Value) -> TaskView {
         serde_json::from_value(json!({
-            "taskId": format!("{run_id}:node:1"), "runId": run_id, "nodeId": "node",
+            "taskId": format!("{run_id}:node:1"), "submissionId": format!("{run_id}:node:1"),
+            "runId": run_id, "nodeId": "node",
             "nodeType": "calculate-tax", "status": status, "attempt": 1, "output": output,
         }))
         .unwrap()

@@ -845,76 +845,209 @@ fn restart_with_a_data_dir_loses_nothing_accepted() {
         data_dir: Some(dir.path().to_path_buf()),
         ..settings()
     };
-    let (finished, unfinished, old_tasks) = {
+    // Executor "a" takes three of five tasks, finishes one and so takes a fourth; one task
+    // never leaves the engine.
+    let (ids, old_tasks, extra) = {
         let (engine, _clock) = open(durable());
-        engine.register(registration("a", 10)).unwrap();
+        engine.register(registration("a", 3)).unwrap();
         let sink = RecordingSink::new();
-        engine.attach("a", 10, sink.clone()).unwrap();
-        let ids = submit(&engine, 3);
+        engine.attach("a", 3, sink.clone()).unwrap();
+        let ids = submit(&engine, 5);
         let tasks = sink.take();
+        assert_eq!(tasks.len(), 3);
         accept_all(&engine, &tasks[..1]);
+        let extra = sink.take();
+        assert_eq!(extra.len(), 1);
         engine.shutdown();
         assert!(matches!(
             engine.submit(request(1)),
             Err(EngineError::ShuttingDown)
         ));
-        (ids[0].clone(), ids[1..].to_vec(), tasks)
+        (ids, tasks, extra)
     };
+    let delivered: HashSet<_> = old_tasks
+        .iter()
+        .chain(&extra)
+        .map(|t| t.task_id.clone())
+        .collect();
 
     let (engine, _clock) = open(durable());
-    let view = engine.task(&finished).unwrap();
+    let view = engine.task(&ids[0]).unwrap();
     assert_eq!(view.status, TaskState::Completed);
-    assert_eq!(view.output.unwrap()["by"], finished);
+    assert_eq!(view.output.unwrap()["by"], ids[0]);
     assert_eq!(view.executor_id.as_deref(), Some("a"));
-    for id in &unfinished {
+    // A restart is not an attempt: delivered tasks wait for "a", the others are queued.
+    for id in &ids[1..] {
         let view = engine.task(id).unwrap();
-        assert_eq!((view.status, view.attempt), (TaskState::Pending, 2));
+        let expected = if delivered.contains(id) {
+            TaskState::Running
+        } else {
+            TaskState::Pending
+        };
+        assert_eq!((view.status, view.attempt), (expected, 1), "{id}");
     }
     let stats = engine.statistics();
     assert_eq!(
         (
             stats.tasks_submitted,
             stats.tasks_completed,
-            stats.tasks_pending
+            stats.tasks_pending,
+            stats.tasks_in_flight,
+            stats.executors
         ),
-        (3, 1, 2)
+        (5, 1, 1, 3, 0)
     );
     let (feed, cursor) = engine.completions(0, 10, Duration::ZERO);
     assert_eq!((feed.len(), cursor), (1, 1));
+    // Until it registers again the engine does not know "a": its heartbeat says so, which
+    // is what makes an executor register.
+    assert!(matches!(
+        engine.heartbeat(&heartbeat("a")),
+        Err(EngineError::UnknownExecutor(_))
+    ));
+    assert!(engine.executors().is_empty());
 
-    // The executor comes back: the unfinished tasks go out again as attempt 2.
-    engine.register(registration("a", 10)).unwrap();
+    // "a" comes back: the three it holds fill its three slots.
+    engine.register(registration("a", 3)).unwrap();
     let sink = RecordingSink::new();
-    engine.attach("a", 10, sink.clone()).unwrap();
-    let again = sink.take();
-    assert_eq!(again.len(), 2);
-    assert!(
-        again
-            .iter()
-            .all(|t| t.attempt == 2 && t.context["amount"].is_u64())
-    );
-    // Results held from before the restart: the applied one is a repeat, the others stale.
+    engine.attach("a", 3, sink.clone()).unwrap();
+    assert!(sink.is_empty());
+    // Results held from before the restart: the applied one is a repeat, the others count.
     let answers = engine.report(old_tasks.iter().map(done).collect());
     assert_eq!(
         answers,
         vec![
             Ok(Acceptance::AlreadyProcessed),
-            Ok(Acceptance::Stale),
-            Ok(Acceptance::Stale)
+            Ok(Acceptance::Accept),
+            Ok(Acceptance::Accept)
         ]
     );
-    accept_all(&engine, &again);
+    // The task that never left goes out now, still as attempt 1.
+    let last = sink.take();
+    assert_eq!(last.len(), 1);
+    assert!(last[0].attempt == 1 && last[0].context["amount"].is_u64());
+    accept_all(&engine, &[extra[0].clone(), last[0].clone()]);
     let new_id = submit(&engine, 1).remove(0);
     accept_all(&engine, &sink.take());
     drop(engine);
 
     let (engine, _clock) = open(durable());
     let (feed, cursor) = engine.completions(0, 10, Duration::ZERO);
-    assert_eq!(cursor, 4);
-    assert_eq!(feed[0].task_id, finished);
-    assert_eq!(feed[3].task_id, new_id);
-    assert!(feed.iter().all(|v| v.status == TaskState::Completed));
+    assert_eq!(cursor, 6);
+    assert_eq!(feed[0].task_id, ids[0]);
+    assert_eq!(feed[5].task_id, new_id);
+    assert!(
+        feed.iter()
+            .all(|v| v.status == TaskState::Completed && v.attempt == 1)
+    );
     assert_eq!(engine.statistics().tasks_pending, 0);
+}
+
+#[test]
+fn after_a_restart_only_an_executor_that_does_not_come_back_costs_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let durable = || EngineSettings {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..settings()
+    };
+    let (ids, old) = {
+        let (engine, _clock) = open(durable());
+        engine.register(registration("a", 10)).unwrap();
+        engine.register(registration("b", 10)).unwrap();
+        let sink_a = RecordingSink::new();
+        let sink_b = RecordingSink::new();
+        engine.attach("a", 10, sink_a.clone()).unwrap();
+        engine.attach("b", 10, sink_b.clone()).unwrap();
+        let ids = submit(&engine, 4);
+        let (a, b) = (sink_a.take(), sink_b.take());
+        assert_eq!((a.len(), b.len()), (2, 2));
+        (ids, [a, b])
+    };
+
+    let (engine, clock) = open(durable());
+    // "b" registers again and reports one of its two; the other was lost on the way.
+    engine.register(registration("b", 10)).unwrap();
+    accept_all(&engine, &old[1][..1]);
+    // Neither "a" (silent) nor the lost task of "b" gets a new attempt before its timeout.
+    clock.advance(Duration::from_secs(9));
+    engine.heartbeat(&heartbeat("b")).unwrap();
+    engine.sweep();
+    for id in &ids {
+        assert_eq!(engine.task(id).unwrap().attempt, 1, "{id}");
+    }
+    // Past the heartbeat timeout (10 s) "a" is given up: its tasks become attempt 2 and go
+    // to "b" once it has a route; its late results are stale.
+    clock.advance(Duration::from_secs(2));
+    engine.heartbeat(&heartbeat("b")).unwrap();
+    engine.sweep();
+    let sink = RecordingSink::new();
+    engine.attach("b", 10, sink.clone()).unwrap();
+    let moved = sink.take();
+    assert_eq!(moved.len(), 2);
+    assert!(moved.iter().all(|t| t.attempt == 2));
+    assert_eq!(
+        engine.report(old[0].iter().map(done).collect()),
+        vec![Ok(Acceptance::Stale), Ok(Acceptance::Stale)]
+    );
+    accept_all(&engine, &moved);
+    // The task "b" never reported comes back after the ack timeout (30 s).
+    let lost = engine.task(&old[1][1].task_id).unwrap();
+    assert_eq!((lost.status, lost.attempt), (TaskState::Running, 1));
+    for _ in 0..4 {
+        clock.advance(Duration::from_secs(8));
+        engine.heartbeat(&heartbeat("b")).unwrap();
+        engine.sweep();
+    }
+    let again = sink.take();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
+    accept_all(&engine, &again);
+    let attempts: Vec<u32> = ids
+        .iter()
+        .map(|id| engine.task(id).unwrap().attempt)
+        .collect();
+    assert_eq!(attempts.iter().filter(|&&a| a == 2).count(), 3);
+    assert_eq!(engine.statistics().tasks_completed, 4);
+}
+
+#[test]
+fn the_submission_id_finds_the_task_whichever_attempt_finishes_it() {
+    let (engine, clock) = open(settings());
+    engine.register(registration("a", 5)).unwrap();
+    let sink = RecordingSink::new();
+    engine.attach("a", 5, sink.clone()).unwrap();
+    let submitted = engine.submit(request(7)).unwrap();
+    assert_eq!(submitted.submission_id, submitted.task_id);
+    let first = sink.take().remove(0);
+    let technical = ExecutionError::technical("NET", "down").to_error_info();
+    engine
+        .report(vec![TaskResult::failed(&first, technical, 1)])
+        .remove(0)
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    engine.sweep();
+    let second = sink.take().remove(0);
+    accept_all(&engine, std::slice::from_ref(&second));
+    let (feed, _) = engine.completions(0, 10, Duration::ZERO);
+    assert_eq!(feed.len(), 1);
+    assert_eq!(
+        feed[0].task_id, second.task_id,
+        "the wire id of the finishing attempt"
+    );
+    assert_eq!(feed[0].submission_id, submitted.task_id);
+    let view = engine.task(&submitted.task_id).unwrap();
+    assert_eq!(
+        (view.attempt, view.submission_id),
+        (2, submitted.task_id.clone())
+    );
+    // Submitting the same run and node again answers the same submission id.
+    let again = engine
+        .submit(SubmitRequest {
+            run_id: Some(submitted.run_id.clone()),
+            ..request(7)
+        })
+        .unwrap();
+    assert_eq!(again.submission_id, submitted.task_id);
 }
 
 /// Runs `n` tasks through executor "a" (attached to `sink`) to a COMPLETED result.

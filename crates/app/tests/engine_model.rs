@@ -6,10 +6,15 @@
 //! assigned at times, so tasks are also taken back from poll mailboxes.
 //! After every step the engine must agree with a plain model of what was submitted and
 //! finished: no task reaches an executor of another type, none is in two hands at once,
-//! every kept task answers with its true state, and the completion feed numbers every
-//! finish exactly once.
+//! every kept task answers with its true state and attempt (one more per task taken back
+//! from an executor that may have run it, none for anything else), and the completion feed
+//! numbers every finish exactly once and names each task's submission id.
+//! A second property runs a durable engine that is also stopped and opened again on its
+//! data directory at random points, with every executor registering again afterwards: a
+//! restart must change nothing the model can see, attempts included.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +46,15 @@ enum Op {
     /// when the flag is set.
     Poll(usize, bool),
     Wait(u64),
+    /// Stop the engine and open it again on its data directory (durable worlds only).
+    Restart,
+}
+
+fn durable_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => op(),
+        1 => Just(Op::Restart),
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -64,48 +78,66 @@ enum Known {
     },
 }
 
+/// The model's view of one task: its type, its state and its current attempt.
+#[derive(Debug, Clone, Copy)]
+struct Model {
+    ty: usize,
+    state: Known,
+    attempt: u32,
+}
+
 struct World {
     engine: Arc<Engine>,
     clock: Arc<ManualClock>,
     sinks: Vec<Arc<RecordingSink>>,
     /// Tasks each executor holds (delivered, no result yet).
     held: Vec<Vec<Task>>,
-    known: HashMap<String, (usize, Known)>,
+    known: HashMap<String, Model>,
     finished: u64,
     now: u64,
+    data_dir: Option<PathBuf>,
+}
+
+fn settings(data_dir: Option<PathBuf>) -> EngineSettings {
+    EngineSettings {
+        heartbeat_timeout: Duration::from_secs(3600),
+        ack_timeout: Duration::from_secs(3600),
+        sweep_interval: Duration::from_secs(3600),
+        retry: RetryPolicy::default(),
+        data_dir,
+        max_long_polls: 16,
+        retention: RETENTION,
+        max_retained: MAX_RETAINED,
+    }
+}
+
+/// Registers every executor and attaches a sink for each streaming one.
+fn connect(engine: &Engine) -> Vec<Arc<RecordingSink>> {
+    let mut sinks = Vec::new();
+    for e in 0..EXECUTORS {
+        let id = executor_id(e);
+        engine
+            .register(Registration {
+                executor_id: id.clone(),
+                metadata: ExecutorMetadata::new(TYPES[e % TYPES.len()]).max_concurrent_tasks(3),
+                endpoint: String::new(),
+                attributes: BTreeMap::new(),
+            })
+            .unwrap();
+        if e < TYPES.len() {
+            let sink = RecordingSink::new();
+            engine.attach(&id, 3, sink.clone()).unwrap();
+            sinks.push(sink);
+        }
+    }
+    sinks
 }
 
 impl World {
-    fn new() -> Self {
+    fn new(data_dir: Option<PathBuf>) -> Self {
         let clock = Arc::new(ManualClock::new());
-        let settings = EngineSettings {
-            heartbeat_timeout: Duration::from_secs(3600),
-            ack_timeout: Duration::from_secs(3600),
-            sweep_interval: Duration::from_secs(3600),
-            retry: RetryPolicy::default(),
-            data_dir: None,
-            max_long_polls: 16,
-            retention: RETENTION,
-            max_retained: MAX_RETAINED,
-        };
-        let engine = Engine::open(settings, clock.clone()).unwrap();
-        let mut sinks = Vec::new();
-        for e in 0..EXECUTORS {
-            let id = executor_id(e);
-            engine
-                .register(Registration {
-                    executor_id: id.clone(),
-                    metadata: ExecutorMetadata::new(TYPES[e % TYPES.len()]).max_concurrent_tasks(3),
-                    endpoint: String::new(),
-                    attributes: BTreeMap::new(),
-                })
-                .unwrap();
-            if e < TYPES.len() {
-                let sink = RecordingSink::new();
-                engine.attach(&id, 3, sink.clone()).unwrap();
-                sinks.push(sink);
-            }
-        }
+        let engine = Engine::open(settings(data_dir.clone()), clock.clone()).unwrap();
+        let sinks = connect(&engine);
         Self {
             engine,
             clock,
@@ -114,6 +146,7 @@ impl World {
             known: HashMap::new(),
             finished: 0,
             now: 0,
+            data_dir,
         }
     }
 
@@ -140,11 +173,16 @@ impl World {
             executor_id(e)
         );
         let key = format!("{}:{}", task.run_id, task.node_id);
-        let (known_ty, state) = self.known[&key];
+        let m = self.known[&key];
         assert_eq!(
-            (known_ty, state),
+            (m.ty, m.state),
             (ty, Known::Open),
             "{} delivered again",
+            task.task_id
+        );
+        assert_eq!(
+            task.attempt, m.attempt,
+            "{} went out as the wrong attempt",
             task.task_id
         );
         let twice = self
@@ -168,7 +206,12 @@ impl World {
                     })
                     .unwrap();
                 let key = format!("{}:{}", view.run_id, view.node_id);
-                assert!(self.known.insert(key, (ty, Known::Open)).is_none());
+                let m = Model {
+                    ty,
+                    state: Known::Open,
+                    attempt: 1,
+                };
+                assert!(self.known.insert(key, m).is_none());
             }
             Op::Complete(e, n) if !self.held[e].is_empty() => {
                 let i = n % self.held[e].len();
@@ -183,14 +226,17 @@ impl World {
                     seq: self.finished,
                     at: self.now,
                 };
-                self.known.get_mut(&key).unwrap().1 = done;
+                self.known.get_mut(&key).unwrap().state = done;
             }
             Op::Release(e, n) if !self.held[e].is_empty() => {
                 let i = n % self.held[e].len();
                 let task = self.held[e].remove(i);
                 self.engine
-                    .release(&executor_id(e), &[task.task_id])
+                    .release(&executor_id(e), std::slice::from_ref(&task.task_id))
                     .unwrap();
+                // It may have started there: the next delivery is a new attempt.
+                let key = format!("{}:{}", task.run_id, task.node_id);
+                self.known.get_mut(&key).unwrap().attempt += 1;
             }
             Op::Poll(max, first) => {
                 let mut ids = vec![executor_id(2), executor_id(3)];
@@ -210,6 +256,15 @@ impl World {
                 }
             }
             Op::Complete(..) | Op::Release(..) => {}
+            Op::Restart => {
+                let Some(dir) = self.data_dir.clone() else {
+                    return;
+                };
+                self.engine.shutdown();
+                self.engine = Engine::open(settings(Some(dir)), self.clock.clone()).unwrap();
+                // Executors keep what they hold and register again.
+                self.sinks = connect(&self.engine);
+            }
             Op::Wait(secs) => {
                 self.clock.advance(Duration::from_secs(secs));
                 self.now += secs;
@@ -236,16 +291,25 @@ impl World {
         let (feed, cursor) = self.engine.completions(0, 1000, Duration::ZERO);
         assert_eq!(cursor, self.finished, "every finish numbered once");
         assert!(feed.len() <= MAX_RETAINED);
-        for (key, &(ty, state)) in &self.known {
+        for view in &feed {
+            assert_eq!(
+                view.submission_id,
+                format!("{}:{}:1", view.run_id, view.node_id)
+            );
+        }
+        for (key, m) in &self.known {
             let got = self.engine.task(key);
-            match state {
+            if let Ok(view) = &got {
+                assert_eq!(view.attempt, m.attempt, "{key}: attempts");
+            }
+            match m.state {
                 Known::Open => {
                     let view = got.unwrap_or_else(|e| panic!("open task {key} lost: {e}"));
                     assert!(matches!(
                         view.status,
                         TaskState::Pending | TaskState::Running
                     ));
-                    assert_eq!(view.node_type, TYPES[ty]);
+                    assert_eq!(view.node_type, TYPES[m.ty]);
                 }
                 Known::Done { seq, at } if self.kept(seq, at, swept_at) => {
                     let view = got.unwrap_or_else(|e| panic!("kept task {key} lost: {e}"));
@@ -267,16 +331,31 @@ proptest! {
 
     #[test]
     fn engine_agrees_with_the_model_while_slots_are_reused(ops in prop::collection::vec(op(), 1..120)) {
-        let mut world = World::new();
-        // The age limit applies at sweeps; between them only the count limit does.
-        let mut swept_at = 0;
-        for op in &ops {
-            world.apply(op);
-            if matches!(op, Op::Wait(_)) {
-                swept_at = world.now;
-            }
-            world.check(swept_at);
-        }
-        world.engine.shutdown();
+        run(World::new(None), &ops);
     }
+}
+
+proptest! {
+    // Every step of a durable engine waits for a commit: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn a_restarted_durable_engine_agrees_with_the_model(ops in prop::collection::vec(durable_op(), 1..80)) {
+        let dir = tempfile::tempdir().unwrap();
+        run(World::new(Some(dir.path().to_path_buf())), &ops);
+    }
+}
+
+fn run(mut world: World, ops: &[Op]) {
+    // The age limit applies at sweeps (and when a store is opened); between them only the
+    // count limit does.
+    let mut swept_at = 0;
+    for op in ops {
+        world.apply(op);
+        if matches!(op, Op::Wait(_) | Op::Restart) {
+            swept_at = world.now;
+        }
+        world.check(swept_at);
+    }
+    world.engine.shutdown();
 }

@@ -89,7 +89,12 @@ pub enum TaskState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskView {
+    /// The wire id of the task's current (or finishing) attempt, `run_id:node_id:attempt`.
     pub task_id: String,
+    /// The id `submit` answered with (`run_id:node_id:1`): the same whichever attempt
+    /// finishes the task, so a client can follow its task through the completion feed.
+    #[serde(default)]
+    pub submission_id: String,
     pub run_id: String,
     pub node_id: String,
     pub node_type: String,

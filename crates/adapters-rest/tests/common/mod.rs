@@ -114,6 +114,8 @@ impl FakeEngine {
 fn view_of(task: &Task, status: TaskState) -> TaskView {
     TaskView {
         task_id: task.task_id.clone(),
+        submission_id: gamelan_domain::TaskId::new(task.run_id.as_str(), task.node_id.as_str(), 1)
+            .to_string(),
         run_id: task.run_id.clone(),
         node_id: task.node_id.clone(),
         node_type: task.node_type.clone(),

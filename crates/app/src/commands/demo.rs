@@ -111,7 +111,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         for (i, answer) in (chunk_start..end).zip(engine.engine.submit_batch(requests)) {
             let view = answer?;
             amounts.insert(view.run_id.clone(), amount(i));
-            keys.push((view.run_id, view.node_id));
+            keys.push(super::follow::submission_id(&view));
         }
     }
     let mut feed = InProcess(Arc::clone(&engine.engine));

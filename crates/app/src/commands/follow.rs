@@ -79,15 +79,28 @@ fn progress(n: usize) -> ProgressBar {
     bar
 }
 
-/// Waits until every task in `keys` (run id, node id) finished or `deadline` passes.
+/// The submission id of a task view: what `submit` answered, whichever attempt the view is
+/// of. An engine older than the field is answered by the rule it follows
+/// (`run_id:node_id:1`).
+pub fn submission_id(v: &TaskView) -> String {
+    if v.submission_id.is_empty() {
+        format!("{}:{}:1", v.run_id, v.node_id)
+    } else {
+        v.submission_id.clone()
+    }
+}
+
+/// Waits until every task in `keys` (submission ids, as `submit` answered them) finished
+/// or `deadline` passes. The feed names each task by its finishing attempt's id and its
+/// submission id; the latter is what is matched, so a retried task is found too.
 pub fn follow(
     feed: &mut dyn CompletionFeed,
     cursor: u64,
-    keys: &[(String, String)],
+    keys: &[String],
     started: Instant,
     timeout: Duration,
 ) -> Result<Summary, String> {
-    let mut pending: HashSet<(String, String)> = keys.iter().cloned().collect();
+    let mut pending: HashSet<&str> = keys.iter().map(String::as_str).collect();
     let bar = progress(keys.len());
     let mut latency =
         Histogram::<u64>::new_with_bounds(1, 3_600_000, 3).map_err(|e| e.to_string())?;
@@ -112,7 +125,7 @@ pub fn follow(
         }
         cursor = next;
         for v in items {
-            if !pending.remove(&(v.run_id.clone(), v.node_id.clone())) {
+            if !pending.remove(submission_id(&v).as_str()) {
                 continue;
             }
             if v.status == TaskState::Completed {

@@ -163,12 +163,10 @@ pub fn run(opts: &SubmitOptions) -> anyhow::Result<Summary> {
             .map_err(|e| anyhow::anyhow!("submitting to {}: {e}", http.base))?;
         let answers: Vec<serde_json::Value> = resp.body_mut().read_json()?;
         for a in answers {
-            match (a.get("runId"), a.get("nodeId")) {
-                (Some(r), Some(n)) => keys.push((
-                    r.as_str().unwrap_or_default().to_owned(),
-                    n.as_str().unwrap_or_default().to_owned(),
-                )),
-                _ => eprintln!("refused: {a}"),
+            // A refused request answers with an error object instead of a task.
+            match serde_json::from_value::<gamelan_ports::TaskView>(a.clone()) {
+                Ok(view) => keys.push(super::follow::submission_id(&view)),
+                Err(_) => eprintln!("refused: {a}"),
             }
         }
     }

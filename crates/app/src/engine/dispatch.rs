@@ -13,11 +13,13 @@ use super::state::{Delivery, Effects, Inner, TypeQueue};
 impl Inner {
     /// Dispatches every queued task that an alive executor has room for. Called after each
     /// change that can create room or work (submission, result, new executor or stream,
-    /// heartbeat, poll, requeue).
+    /// heartbeat, poll, requeue). Each stream delivery is written to the store; the caller
+    /// waits for that commit before handing the task to its sink.
     pub(super) fn pump_all(&mut self, now: Instant, fx: &mut Effects) {
         if self.queued == 0 {
             return;
         }
+        let first = fx.deliveries.len();
         let Self {
             queues,
             executors,
@@ -44,6 +46,12 @@ impl Inner {
         }
         self.queued -= assigned;
         self.in_flight += assigned;
+        if self.store.is_some() {
+            for i in first..fx.deliveries.len() {
+                let (record, exec) = (fx.deliveries[i].record, fx.deliveries[i].exec);
+                self.write_delivery(record, exec);
+            }
+        }
     }
 }
 

@@ -27,6 +27,11 @@ pub(super) struct ExecutorEntry {
     /// outlived an unregistration notices.
     pub generation: u64,
     pub registration: Registration,
+    /// Known only from the store: an executor that had tasks delivered before the engine
+    /// restarted and has not registered since. It gets no new work and is answered as
+    /// unknown (so it registers again); its restored tasks wait for it until it registers,
+    /// its heartbeat timeout passes or their ack timeout does.
+    pub restored: bool,
     pub alive: bool,
     pub health: HealthStatus,
     pub registered_at_ms: u64,
@@ -52,6 +57,7 @@ impl ExecutorEntry {
             id: Arc::from(registration.executor_id.as_str()),
             generation,
             registration,
+            restored: false,
             alive: true,
             health: HealthStatus::Ready,
             registered_at_ms: now_ms,
@@ -64,6 +70,24 @@ impl ExecutorEntry {
             poll_demand: 0,
             waiters: Vec::new(),
         }
+    }
+
+    /// The stand-in for an executor that had `node_type` tasks delivered before a restart.
+    pub(super) fn restored(
+        executor_id: &str,
+        node_type: &str,
+        generation: u64,
+        now_ms: u64,
+    ) -> Self {
+        let registration = Registration {
+            executor_id: executor_id.to_owned(),
+            metadata: ExecutorMetadata::new(node_type),
+            endpoint: String::new(),
+            attributes: std::collections::BTreeMap::new(),
+        };
+        let mut entry = Self::new(registration, generation, now_ms);
+        entry.restored = true;
+        entry
     }
 
     pub(super) fn metadata(&self) -> &ExecutorMetadata {
@@ -81,7 +105,7 @@ impl ExecutorEntry {
     /// How many more tasks may be assigned now: never beyond `max_concurrent_tasks`, and
     /// only as many as the open routes take (stream credit plus waiting long polls).
     pub(super) fn room(&self) -> u32 {
-        if !self.alive {
+        if !self.alive || self.restored {
             return 0;
         }
         let left = self

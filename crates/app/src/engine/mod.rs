@@ -9,8 +9,10 @@
 //!   executor that may have started it (stream closed, executor declared dead or
 //!   unregistered, ack timeout, `release`) and on every engine-side retry, it gets a new
 //!   attempt with a new execution token; a late result of an older attempt is then STALE
-//!   and nothing is applied twice. `task()` accepts the id of any attempt (the attempt part
-//!   is ignored), so the id `submit` returned keeps working.
+//!   and nothing is applied twice. A restart is not an attempt (see `restore`): the
+//!   attempt always counts the deliveries that could have run the task. `task()` accepts
+//!   the id of any attempt (the attempt part is ignored), and every view carries the
+//!   submission id (`run_id:node_id:1`), so the id `submit` returned keeps working.
 //! - **Retries.** A FAILED result is retried by the engine (after the policy's delay) only
 //!   when its error says `context.kind == "technical"`, as
 //!   `gamelan_domain::ExecutionError::to_error_info` marks technical failures, and retries
@@ -23,11 +25,13 @@
 //!   `max_in_flight`, or a waiting long poll's `max`. Otherwise tasks wait in their queue.
 //! - **Submission** is idempotent by `(runId, nodeId)`.
 //! - **Durability.** With a data directory, `submit` and `report` answer only after the
-//!   group commit that holds their writes; on open, finished tasks are back as they were and
-//!   unfinished ones are queued again as a new attempt. Attempt changes are written too but
-//!   not waited for. A re-registering executor keeps what it had in flight (it may still
-//!   report it); tasks lost with a crashed executor that came back come home after the ack
-//!   timeout, or at once when its stream is detached.
+//!   group commit that holds their writes, a task leaves the engine only after the commit
+//!   of its delivery record, and lookups and the completion feed show a result only once it
+//!   is committed. On open, finished tasks are back as they were; unfinished ones keep their
+//!   attempt, queued when it never left, else waiting for the executor it went to. Attempt
+//!   changes are written too but not waited for. A re-registering executor keeps what it
+//!   had in flight (it may still report it); tasks lost with a crashed executor that came
+//!   back come home after the ack timeout, or at once when its stream is detached.
 
 mod dispatch;
 mod executors;
@@ -99,10 +103,10 @@ impl Engine {
         let mut threads = Threads::default();
         if let Some(dir) = &settings.data_dir {
             let (db, loaded) = store::open(dir)?;
-            let (tx, writer) = store::spawn_writer(db)?;
+            let (tx, writer) = store::spawn_writer(db, Arc::clone(&inner.committed))?;
             inner.store = Some(tx);
             threads.writer = Some(writer);
-            let restored = inner.restore(loaded);
+            let restored = inner.restore(loaded, clock.now(), clock.epoch_millis());
             inner.expire(clock.epoch_millis());
             let barrier = inner.barrier(0);
             if let Some(rx) = barrier {
@@ -112,10 +116,11 @@ impl Engine {
             }
             log::info!(
                 target: "gamelan.engine",
-                "engine store {}: {} finished task(s) restored, {} unfinished requeued",
+                "engine store {}: {} finished task(s) restored, {} unfinished requeued with their attempt, {} delivered before the restart wait for their executor",
                 dir.join(store::FILE_NAME).display(),
                 restored.finished,
-                restored.requeued
+                restored.requeued,
+                restored.awaiting
             );
         }
         let interval = settings.sweep_interval.max(Duration::from_millis(1));

@@ -65,6 +65,10 @@ pub(super) struct TaskRecord {
     pub error: Option<ErrorInfo>,
     pub submitted_at_ms: u64,
     pub completed_at_ms: Option<u64>,
+    /// Number of the store write holding the final result (0: none, or already durable when
+    /// loaded). Until the store has committed that write the task shows as still running,
+    /// so no reader sees a result that a crash could take back.
+    pub final_write: u64,
 }
 
 impl TaskRecord {
@@ -82,22 +86,39 @@ impl TaskRecord {
             error: None,
             submitted_at_ms: 0,
             completed_at_ms: None,
+            final_write: 0,
         }
     }
 
-    pub(super) fn view(&self) -> TaskView {
+    /// Whether the final result (if any) is in the store, given how many writes are
+    /// committed.
+    pub(super) fn settled(&self, committed: u64) -> bool {
+        self.final_write <= committed
+    }
+
+    /// The task as clients see it when `committed` store writes are durable: a result not
+    /// yet committed is not shown (the task is still RUNNING), so nothing a client saw can
+    /// be undone by a crash.
+    pub(super) fn view(&self, committed: u64) -> TaskView {
+        let t = &self.task;
+        let shown = self.settled(committed);
         TaskView {
-            task_id: self.task.task_id.clone(),
-            run_id: self.task.run_id.clone(),
-            node_id: self.task.node_id.clone(),
-            node_type: self.task.node_type.clone(),
-            status: self.phase.state(),
-            attempt: self.task.attempt,
+            task_id: t.task_id.clone(),
+            submission_id: submission_id(&t.run_id, &t.node_id),
+            run_id: t.run_id.clone(),
+            node_id: t.node_id.clone(),
+            node_type: t.node_type.clone(),
+            status: if shown {
+                self.phase.state()
+            } else {
+                TaskState::Running
+            },
+            attempt: t.attempt,
             executor_id: self.executor.as_deref().map(str::to_owned),
-            output: self.output.clone(),
-            error: self.error.clone(),
+            output: self.output.clone().filter(|_| shown),
+            error: self.error.clone().filter(|_| shown),
             submitted_at_ms: self.submitted_at_ms,
-            completed_at_ms: self.completed_at_ms,
+            completed_at_ms: self.completed_at_ms.filter(|_| shown),
         }
     }
 
@@ -109,6 +130,12 @@ impl TaskRecord {
         task.task_id =
             TaskId::new(task.run_id.as_str(), task.node_id.as_str(), attempt).to_string();
     }
+}
+
+/// The id `submit` answers with: the first attempt's wire id, `run_id:node_id:1`. It finds
+/// the task whichever attempt finishes it.
+pub(super) fn submission_id(run_id: &str, node_id: &str) -> String {
+    TaskId::new(run_id, node_id, 1).to_string()
 }
 
 /// The index key of a task: `run_id:node_id`, i.e. its task id without the attempt.

@@ -1,11 +1,20 @@
 //! Rebuilding the state from the store after a restart.
+//!
+//! A restart is not an attempt. An unfinished task whose current attempt was never
+//! delivered is queued again with that attempt. One whose current attempt was delivered
+//! (the store has the delivery, committed before the task left) stays assigned to that
+//! executor: a stand-in entry holds it until the executor registers again and reports, or
+//! its heartbeat timeout or the task's ack timeout passes; only then is the task taken back
+//! as a new attempt. So a task's attempt always counts the deliveries that could have run it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use gamelan_domain::TaskId;
 use gamelan_ports::TaskState;
 
-use super::record::{Phase, TaskRecord};
+use super::executors::ExecutorEntry;
+use super::record::{Assignment, Phase, TaskRecord, Via};
 use super::state::Inner;
 use super::store::Loaded;
 
@@ -13,14 +22,18 @@ use super::store::Loaded;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Restored {
     pub finished: usize,
+    /// Never delivered at their current attempt: queued again with it.
     pub requeued: usize,
+    /// Delivered before the restart: waiting for their executor's result.
+    pub awaiting: usize,
 }
 
 impl Inner {
     /// Finished tasks come back finished (their result de-duplicates a resend: it is
-    /// ALREADY_PROCESSED); unfinished ones are queued as a new attempt, so a result an
-    /// executor still holds from before the restart is STALE and cannot be applied twice.
-    pub(super) fn restore(&mut self, mut loaded: Loaded) -> Restored {
+    /// ALREADY_PROCESSED). Unfinished ones keep their attempt: queued when it was never
+    /// delivered, else assigned to the executor it went to (see the module docs), whose
+    /// result for that attempt is then accepted.
+    pub(super) fn restore(&mut self, mut loaded: Loaded, now: Instant, now_ms: u64) -> Restored {
         let mut restored = Restored::default();
         loaded.tasks.sort_unstable_by_key(|(key, _)| *key);
         let mut feed: Vec<(u64, usize)> = Vec::new();
@@ -52,6 +65,7 @@ impl Inner {
                 error: None,
                 submitted_at_ms: stored.submitted_at_ms,
                 completed_at_ms: None,
+                final_write: 0,
             });
             self.index.insert(key, slot);
             self.metrics.submitted.inc();
@@ -78,17 +92,66 @@ impl Inner {
                 feed.push((o.seq, slot));
                 restored.finished += 1;
             } else {
-                self.new_attempt(slot);
-                self.queued += 1;
-                self.enqueue(slot, false);
-                restored.requeued += 1;
+                let t = &rec.task;
+                self.intake
+                    .dispatched(&t.run_id, &t.node_id, t.attempt, &t.execution_token);
+                let delivered = loaded
+                    .deliveries
+                    .remove(&db_key)
+                    .filter(|d| d.attempt == t.attempt && d.execution_token == t.execution_token);
+                if let Some(d) = delivered {
+                    let node_type = t.node_type.clone();
+                    let exec = self.restored_executor(&d.executor_id, &node_type, now, now_ms);
+                    let id = self.exec_mut(exec).map(|e| {
+                        e.in_flight.insert(slot);
+                        Arc::clone(&e.id)
+                    });
+                    let rec = &mut self.records[slot];
+                    rec.executor = id;
+                    rec.phase = Phase::Assigned(Assignment {
+                        exec,
+                        via: Via::Polled,
+                        since: now,
+                    });
+                    self.in_flight += 1;
+                    restored.awaiting += 1;
+                } else {
+                    self.queued += 1;
+                    self.enqueue(slot, false);
+                    restored.requeued += 1;
+                }
             }
         }
         feed.sort_unstable();
         // Retention forgets oldest first, so the stored results are a contiguous tail of
-        // the feed: numbering resumes where it stood.
-        self.feed_base = feed.first().map_or(0, |&(seq, _)| seq.saturating_sub(1));
+        // the feed: numbering resumes where it stood (after the last forgotten one when none
+        // is kept).
+        self.feed_base = feed
+            .first()
+            .map_or(loaded.forgotten, |&(seq, _)| seq.saturating_sub(1));
         self.feed = feed.into_iter().map(|(_, slot)| slot).collect();
         restored
+    }
+
+    /// The slot of the stand-in for `executor_id`, created on first use and watched by the
+    /// liveness tracker from now on.
+    fn restored_executor(
+        &mut self,
+        executor_id: &str,
+        node_type: &str,
+        now: Instant,
+        now_ms: u64,
+    ) -> usize {
+        if let Some(&slot) = self.executor_index.get(executor_id) {
+            return slot;
+        }
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let entry = ExecutorEntry::restored(executor_id, node_type, generation, now_ms);
+        self.executors.push(Some(entry));
+        let slot = self.executors.len() - 1;
+        self.executor_index.insert(executor_id.to_owned(), slot);
+        self.liveness.heartbeat(slot, now);
+        slot
     }
 }

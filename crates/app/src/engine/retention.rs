@@ -46,7 +46,11 @@ impl Inner {
         }
         self.intake.forget(&task.run_id, &task.node_id);
         if self.store.is_some() {
-            self.write(WriteOp::Forget { key: rec.db_key });
+            let seq = self.feed_base;
+            self.write(WriteOp::Forget {
+                key: rec.db_key,
+                seq,
+            });
         }
         self.free.push(slot);
         self.metrics.forgotten.inc();

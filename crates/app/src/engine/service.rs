@@ -16,7 +16,7 @@ use super::metrics::EngineMetrics;
 use super::record::{Phase, Via, index_key};
 use super::settings::EngineSettings;
 use super::state::{Effects, Inner};
-use super::store::encode_task;
+use super::store::{WriteOp, encode_task};
 
 /// How long an overloaded long poll is told to back off.
 const OVERLOAD_BACKOFF: Duration = Duration::from_secs(1);
@@ -52,15 +52,34 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs what an operation left for after the lock: wake-ups and sink calls. A sink
-    /// that refuses a task has lost its stream: the task goes back (same attempt, it never
-    /// left) and the stream is detached, which may free more work for other executors.
-    pub(super) fn settle(&self, mut fx: Effects) {
+    /// Runs what an operation left for after the lock: wakes long polls, waits for the
+    /// commit of the operation's writes (`barrier`), then wakes feed readers and calls
+    /// sinks. So a task leaves only after its delivery is durable, and a reader is woken for
+    /// a result only once it is. A sink that refuses a task has lost its stream: the task
+    /// goes back (same attempt, it never left) and the stream is detached, which may free
+    /// more work for other executors. Answers whether the writes were stored.
+    pub(super) fn settle(
+        &self,
+        mut fx: Effects,
+        mut barrier: Option<crossbeam_channel::Receiver<Result<(), String>>>,
+    ) -> Result<(), EngineError> {
+        let mut stored = Ok(());
         loop {
             for cv in fx.wake.drain(..) {
                 cv.notify_all();
             }
+            if let Err(e) = Self::wait_durable(barrier.take())
+                && stored.is_ok()
+            {
+                stored = Err(e);
+            }
             if fx.finished {
+                // Taking the lock once orders this wake-up after any reader's check of the
+                // committed count (which it makes under the lock), so none misses it.
+                // Without a store results are visible as they are made, under the lock.
+                if self.settings.data_dir.is_some() {
+                    drop(self.lock());
+                }
                 self.feed_cv.notify_all();
             }
             let mut refused = Vec::new();
@@ -70,11 +89,12 @@ impl Shared {
                 }
             }
             if refused.is_empty() {
-                return;
+                return stored;
             }
             let mut next = Effects::default();
             {
                 let mut inner = self.lock();
+                let before = inner.writes;
                 for d in refused {
                     let rec = &inner.records[d.record];
                     let same = rec.task.task_id == d.task.task_id
@@ -85,12 +105,15 @@ impl Shared {
                         inner.records[d.record].phase = Phase::Queued;
                         inner.queued += 1;
                         inner.enqueue(d.record, true);
+                        let key = inner.records[d.record].db_key;
+                        inner.write(WriteOp::Undeliver { key });
                     }
                     if inner.detach_stream(d.exec, d.stream) {
                         log::info!(target: "gamelan.engine", "stream {} is gone, detached", d.stream);
                     }
                 }
                 inner.pump_all(self.clock.now(), &mut next);
+                barrier = inner.barrier(before);
             }
             fx = next;
         }
@@ -120,8 +143,7 @@ impl Shared {
             inner.expire(self.clock.epoch_millis());
             inner.barrier(before)
         };
-        self.settle(fx);
-        if let Err(e) = Self::wait_durable(barrier) {
+        if let Err(e) = self.settle(fx, barrier) {
             log::error!(target: "gamelan.engine", "sweep could not store its changes: {e}");
         }
     }
@@ -149,15 +171,24 @@ impl Shared {
         let now_ms = self.clock.epoch_millis();
         let executor_id = registration.executor_id.clone();
         let mut fx = Effects::default();
-        {
+        let barrier = {
             let mut inner = self.lock();
             if inner.shutting_down {
                 return Err(EngineError::ShuttingDown);
             }
+            let before = inner.writes;
             let slot = if let Some(&slot) = inner.executor_index.get(&executor_id) {
                 let e = inner
                     .exec_mut(slot)
                     .ok_or_else(|| EngineError::UnknownExecutor(executor_id.clone()))?;
+                if e.restored {
+                    e.restored = false;
+                    log::info!(
+                        target: "gamelan.engine",
+                        "executor {executor_id} is back after the restart; {} task(s) delivered to it before wait for its results",
+                        e.in_flight.len()
+                    );
+                }
                 e.registration = registration;
                 e.alive = true;
                 e.registered_at_ms = now_ms;
@@ -179,8 +210,9 @@ impl Shared {
             };
             inner.liveness.heartbeat(slot, now);
             inner.pump_all(now, &mut fx);
-        }
-        self.settle(fx);
+            inner.barrier(before)
+        };
+        self.settle(fx, barrier)?;
         log::info!(target: "gamelan.engine", "executor {executor_id} registered");
         Ok(Registered {
             executor_id,
@@ -202,18 +234,19 @@ impl Shared {
             inner.pump_all(self.clock.now(), &mut fx);
             inner.barrier(before)
         };
-        self.settle(fx);
+        let stored = self.settle(fx, barrier);
         log::info!(target: "gamelan.engine", "executor {executor_id} unregistered");
-        Self::wait_durable(barrier)
+        stored
     }
 
     pub(super) fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), EngineError> {
         let now = self.clock.now();
         let now_ms = self.clock.epoch_millis();
         let mut fx = Effects::default();
-        {
+        let barrier = {
             let mut inner = self.lock();
             let slot = inner.executor_slot(&heartbeat.executor_id)?;
+            let before = inner.writes;
             inner.liveness.heartbeat(slot, now);
             if let Some(e) = inner.exec_mut(slot) {
                 e.health = heartbeat.status;
@@ -224,9 +257,9 @@ impl Shared {
                 }
             }
             inner.pump_all(now, &mut fx);
-        }
-        self.settle(fx);
-        Ok(())
+            inner.barrier(before)
+        };
+        self.settle(fx, barrier)
     }
 
     pub(super) fn attach(
@@ -236,12 +269,13 @@ impl Shared {
         sink: Arc<dyn TaskSink>,
     ) -> Result<StreamId, EngineError> {
         let mut fx = Effects::default();
-        let id = {
+        let (id, barrier) = {
             let mut inner = self.lock();
             if inner.shutting_down {
                 return Err(EngineError::ShuttingDown);
             }
             let slot = inner.executor_slot(executor_id)?;
+            let before = inner.writes;
             let id = inner.next_stream;
             inner.next_stream += 1;
             if let Some(e) = inner.exec_mut(slot) {
@@ -259,9 +293,9 @@ impl Shared {
                 });
             }
             inner.pump_all(self.clock.now(), &mut fx);
-            id
+            (id, inner.barrier(before))
         };
-        self.settle(fx);
+        self.settle(fx, barrier)?;
         Ok(id)
     }
 
@@ -277,8 +311,7 @@ impl Shared {
             inner.pump_all(self.clock.now(), &mut fx);
             inner.barrier(before)
         };
-        self.settle(fx);
-        if let Err(e) = Self::wait_durable(barrier) {
+        if let Err(e) = self.settle(fx, barrier) {
             log::error!(target: "gamelan.engine", "detach could not store its changes: {e}");
         }
     }
@@ -373,10 +406,14 @@ impl Shared {
         }
         inner.long_polls += 1;
         let mut fx = Effects::default();
+        let before = inner.writes;
         inner.pump_all(self.clock.now(), &mut fx);
         if !fx.deliveries.is_empty() || !fx.wake.is_empty() {
+            let barrier = inner.barrier(before);
             drop(inner);
-            self.settle(fx);
+            if let Err(e) = self.settle(fx, barrier) {
+                log::error!(target: "gamelan.engine", "a delivery could not be stored: {e}");
+            }
             inner = self.lock();
         }
         let current = |inner: &Inner, c: &Covered| {
@@ -405,6 +442,7 @@ impl Shared {
         inner.long_polls -= 1;
         let now = self.clock.now();
         let mut handed = Vec::new();
+        let mut delivered = Vec::new();
         let mut leftover = Vec::new();
         {
             let Inner {
@@ -439,6 +477,7 @@ impl Shared {
                         }
                         c.handed += 1;
                         progress = true;
+                        delivered.push((k, c.slot));
                         handed.push((Arc::clone(&e.id), Arc::clone(&rec.task)));
                     }
                 }
@@ -451,17 +490,21 @@ impl Shared {
                 }
             }
         }
-        if leftover.is_empty() {
-            drop(inner);
-        } else {
-            let mut fx = Effects::default();
+        // The tasks leave only once their deliveries are stored.
+        let before = inner.writes;
+        for (slot, exec) in delivered {
+            inner.write_delivery(slot, exec);
+        }
+        let mut fx = Effects::default();
+        if !leftover.is_empty() {
             for slot in leftover {
                 inner.requeue(slot);
             }
             inner.pump_all(now, &mut fx);
-            drop(inner);
-            self.settle(fx);
         }
+        let barrier = inner.barrier(before);
+        drop(inner);
+        self.settle(fx, barrier)?;
         if let Some(k) = vanished {
             return Err(EngineError::UnknownExecutor(executor_ids[k].to_owned()));
         }
@@ -495,8 +538,7 @@ impl Shared {
             inner.pump_all(self.clock.now(), &mut fx);
             inner.barrier(before)
         };
-        self.settle(fx);
-        Self::wait_durable(barrier)
+        self.settle(fx, barrier)
     }
 
     // ---- results and submissions ---------------------------------------------------
@@ -521,8 +563,7 @@ impl Shared {
             inner.pump_all(now, &mut fx);
             (answers, inner.barrier(before))
         };
-        self.settle(fx);
-        if let Err(e) = Self::wait_durable(barrier) {
+        if let Err(e) = self.settle(fx, barrier) {
             for answer in &mut answers {
                 if answer.is_ok() {
                     *answer = Err(e.clone());
@@ -553,6 +594,7 @@ impl Shared {
         task.scheduled_at_ms = now_ms;
         let view = TaskView {
             task_id: task.task_id.clone(),
+            submission_id: task.task_id.clone(),
             run_id: task.run_id.clone(),
             node_id: task.node_id.clone(),
             node_type: task.node_type.clone(),
@@ -607,7 +649,7 @@ impl Shared {
                     if let Some(&existing) = inner.index.get(&p.key) {
                         // Submission is idempotent by (runId, nodeId): a client retrying
                         // after a lost answer gets the task it already created.
-                        return Ok(inner.records[existing].view());
+                        return Ok(inner.records[existing].view(inner.committed()));
                     }
                     inner.insert(p.key, p.task, p.max_retries, now_ms, p.encoded);
                     Ok(p.view)
@@ -616,8 +658,7 @@ impl Shared {
             inner.pump_all(self.clock.now(), &mut fx);
             (answers, inner.barrier(before))
         };
-        self.settle(fx);
-        if let Err(e) = Self::wait_durable(barrier) {
+        if let Err(e) = self.settle(fx, barrier) {
             for answer in &mut answers {
                 if answer.is_ok() {
                     *answer = Err(e.clone());
@@ -638,7 +679,9 @@ impl Shared {
         let deadline = Instant::now() + wait;
         let mut inner = self.lock();
         loop {
-            if inner.feed_base + inner.feed.len() as u64 > after || inner.shutting_down || max == 0
+            if inner.feed_base + inner.visible_feed() as u64 > after
+                || inner.shutting_down
+                || max == 0
             {
                 break;
             }
@@ -653,7 +696,8 @@ impl Shared {
         }
         // A reader behind the retention window resumes at the oldest result still kept.
         let base = inner.feed_base;
-        let len = inner.feed.len();
+        let len = inner.visible_feed();
+        let committed = inner.committed();
         let start = usize::try_from(after.saturating_sub(base)).unwrap_or(usize::MAX);
         if start >= len {
             return (Vec::new(), after.max(base + len as u64));
@@ -662,7 +706,7 @@ impl Shared {
         let views = inner
             .feed
             .range(start..end)
-            .map(|&k| inner.records[k].view())
+            .map(|&k| inner.records[k].view(committed))
             .collect();
         (views, base + end as u64)
     }
@@ -671,7 +715,7 @@ impl Shared {
         let inner = self.lock();
         inner
             .lookup(task_id)
-            .map(|k| inner.records[k].view())
+            .map(|k| inner.records[k].view(inner.committed()))
             .ok_or_else(|| EngineError::UnknownTask(task_id.to_owned()))
     }
 
@@ -681,6 +725,7 @@ impl Shared {
             .executors
             .iter()
             .flatten()
+            .filter(|e| !e.restored)
             .map(ExecutorEntry::view)
             .collect();
         views.sort_by(|a, b| a.executor_id.cmp(&b.executor_id));
@@ -699,7 +744,7 @@ impl Shared {
     pub(super) fn statistics(&self) -> EngineStatistics {
         let inner = self.lock();
         let mut stats = EngineStatistics::default();
-        for e in inner.executors.iter().flatten() {
+        for e in inner.executors.iter().flatten().filter(|e| !e.restored) {
             stats.executors += 1;
             if e.alive {
                 stats.alive_executors += 1;

@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use super::executors::ExecutorEntry;
 use super::ids::IdGen;
 use super::metrics::{EngineMetrics, GaugeSample};
 use super::record::{Phase, TaskRecord, Via, index_key};
-use super::store::{StoredOutcome, WriteOp, encode_task};
+use super::store::{StoredDelivery, StoredOutcome, WriteOp, encode_task};
 
 /// Tasks waiting for one node type, with that type's round-robin cursor.
 #[derive(Debug, Default)]
@@ -86,6 +87,8 @@ pub(super) struct Inner {
     pub store: Option<Sender<WriteOp>>,
     /// Bumped per queued write, so an operation knows whether it must wait for a commit.
     pub writes: u64,
+    /// How many of those writes the store has committed (set by its writer thread).
+    pub committed: Arc<AtomicU64>,
     pub shutting_down: bool,
     /// Node types with queued tasks and no live executor for them (as of the last sweep).
     pub unserved: std::collections::BTreeSet<String>,
@@ -127,6 +130,7 @@ impl Inner {
             next_db_key: 0,
             store: None,
             writes: 0,
+            committed: Arc::new(AtomicU64::new(0)),
             shutting_down: false,
             unserved: std::collections::BTreeSet::new(),
             retry,
@@ -162,6 +166,37 @@ impl Inner {
         self.write(WriteOp::Task { key, bytes });
     }
 
+    /// How many writes are durable; everything when there is no store.
+    pub(super) fn committed(&self) -> u64 {
+        if self.store.is_some() {
+            self.committed.load(Ordering::Acquire)
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Records that the current attempt of a task goes to executor slot `exec`. Callers
+    /// wait for the commit before the task leaves, so after a crash a task without a
+    /// delivery of its current attempt is known never to have left.
+    pub(super) fn write_delivery(&mut self, slot: usize, exec: usize) {
+        if self.store.is_none() {
+            return;
+        }
+        let Some(e) = self.exec(exec) else {
+            return;
+        };
+        let rec = &self.records[slot];
+        let op = WriteOp::Deliver {
+            key: rec.db_key,
+            delivery: StoredDelivery {
+                executor_id: e.id.to_string(),
+                attempt: rec.task.attempt,
+                execution_token: rec.task.execution_token.clone(),
+            },
+        };
+        self.write(op);
+    }
+
     /// Queues a barrier after everything written so far; `None` when nothing needs waiting
     /// for (ephemeral engine, or no write since `writes_before`).
     pub(super) fn barrier(
@@ -192,11 +227,25 @@ impl Inner {
         self.index.get(task_id).copied()
     }
 
+    /// The slot of a registered executor. A stand-in restored from the store is unknown
+    /// here, so the executor registers again.
     pub(super) fn executor_slot(&self, executor_id: &str) -> Result<usize, EngineError> {
         self.executor_index
             .get(executor_id)
             .copied()
+            .filter(|&slot| self.exec(slot).is_some_and(|e| !e.restored))
             .ok_or_else(|| EngineError::UnknownExecutor(executor_id.to_owned()))
+    }
+
+    /// How many entries of the completion feed readers may see: those whose result is
+    /// committed (the feed is in write order, so they are a prefix).
+    pub(super) fn visible_feed(&self) -> usize {
+        let committed = self.committed();
+        if committed == u64::MAX {
+            return self.feed.len();
+        }
+        self.feed
+            .partition_point(|&slot| self.records[slot].settled(committed))
     }
 
     pub(super) fn exec(&self, slot: usize) -> Option<&ExecutorEntry> {
@@ -248,6 +297,7 @@ impl Inner {
             error: None,
             submitted_at_ms,
             completed_at_ms: None,
+            final_write: 0,
         });
         self.index.insert(key, slot);
         self.write_task(slot, encoded);
@@ -420,6 +470,7 @@ impl Inner {
                 },
             };
             self.write(op);
+            self.records[slot].final_write = self.writes;
         }
         self.forget_over_limit();
     }

@@ -7,9 +7,16 @@
 //! share one fsync. A caller that must not answer before its writes are durable queues a
 //! [`WriteOp::Barrier`] after them and waits on it: the barrier is answered after the commit
 //! of its group, and every earlier write is in that group or an earlier one.
+//!
+//! Besides tasks and results the store keeps each task's latest delivery (executor, attempt,
+//! token), written before the task leaves the engine, so a restarted engine knows which
+//! unfinished tasks an executor may be running and which never left. The writer also
+//! publishes how many writes are committed, so readers show only what survives a crash.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -20,6 +27,11 @@ use serde::{Deserialize, Serialize};
 
 const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
+const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+/// Counters: `forgotten` is the feed sequence number of the last result forgotten, so the
+/// feed's numbering resumes right even when every stored result was forgotten.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const FORGOTTEN: &str = "forgotten";
 /// Name of the database file under the data directory.
 pub(super) const FILE_NAME: &str = "engine.redb";
 /// Upper bound of writes per transaction, so one commit never holds an unbounded batch.
@@ -61,6 +73,17 @@ pub(super) struct StoredOutcome {
     pub completed_at_ms: u64,
 }
 
+/// The latest delivery of a task: which executor got which attempt. Written (and committed)
+/// before the task is sent, so after a crash a task without one for its current attempt
+/// never left the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StoredDelivery {
+    pub executor_id: String,
+    pub attempt: u32,
+    pub execution_token: String,
+}
+
 pub(super) enum WriteOp {
     /// A task, already encoded with [`encode_task`] (by the submitting thread, so the
     /// writer only inserts).
@@ -72,9 +95,19 @@ pub(super) enum WriteOp {
         key: u64,
         outcome: StoredOutcome,
     },
-    /// Forgets a task and its result (retention).
+    /// The task went (or is about to go) to an executor.
+    Deliver {
+        key: u64,
+        delivery: StoredDelivery,
+    },
+    /// A delivery that never reached its executor (the stream refused it).
+    Undeliver {
+        key: u64,
+    },
+    /// Forgets a task and its result (retention); `seq` is the result's place in the feed.
     Forget {
         key: u64,
+        seq: u64,
     },
     Barrier(Sender<Result<(), String>>),
 }
@@ -101,6 +134,9 @@ pub(super) fn encode_task(
 pub(super) struct Loaded {
     pub tasks: Vec<(u64, StoredTask)>,
     pub outcomes: HashMap<u64, StoredOutcome>,
+    pub deliveries: HashMap<u64, StoredDelivery>,
+    /// Feed sequence number of the last forgotten result.
+    pub forgotten: u64,
 }
 
 fn storage(e: impl std::fmt::Display) -> EngineError {
@@ -118,6 +154,8 @@ pub(super) fn open(dir: &Path) -> Result<(Database, Loaded), EngineError> {
     let txn = db.begin_write().map_err(storage)?;
     txn.open_table(TASKS).map_err(storage)?;
     txn.open_table(OUTCOMES).map_err(storage)?;
+    txn.open_table(DELIVERIES).map_err(storage)?;
+    txn.open_table(META).map_err(storage)?;
     txn.commit().map_err(storage)?;
 
     let mut loaded = Loaded::default();
@@ -136,23 +174,39 @@ pub(super) fn open(dir: &Path) -> Result<(Database, Loaded), EngineError> {
             .map_err(|e| storage(format!("result {} is unreadable: {e}", key.value())))?;
         loaded.outcomes.insert(key.value(), stored);
     }
+    let deliveries = txn.open_table(DELIVERIES).map_err(storage)?;
+    for entry in deliveries.iter().map_err(storage)? {
+        let (key, value) = entry.map_err(storage)?;
+        let stored: StoredDelivery = serde_json::from_slice(value.value())
+            .map_err(|e| storage(format!("delivery {} is unreadable: {e}", key.value())))?;
+        loaded.deliveries.insert(key.value(), stored);
+    }
+    let meta = txn.open_table(META).map_err(storage)?;
+    if let Some(v) = meta.get(FORGOTTEN).map_err(storage)? {
+        loaded.forgotten = v.value();
+    }
     Ok((db, loaded))
 }
 
 /// Starts the group-commit writer; it ends when every sender is dropped and the queue is
-/// drained, then closes the database.
-pub(super) fn spawn_writer(db: Database) -> Result<(Sender<WriteOp>, JoinHandle<()>), EngineError> {
+/// drained, then closes the database. After each commit it stores in `committed` how many
+/// writes (every op but barriers, counted in the order sent) are durable.
+pub(super) fn spawn_writer(
+    db: Database,
+    committed: Arc<AtomicU64>,
+) -> Result<(Sender<WriteOp>, JoinHandle<()>), EngineError> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let handle = std::thread::Builder::new()
         .name("gamelan-engine-store".into())
-        .spawn(move || writer_loop(&db, &rx))
+        .spawn(move || writer_loop(&db, &rx, &committed))
         .map_err(storage)?;
     Ok((tx, handle))
 }
 
-fn writer_loop(db: &Database, rx: &Receiver<WriteOp>) {
+fn writer_loop(db: &Database, rx: &Receiver<WriteOp>, committed: &AtomicU64) {
     let mut group = Vec::with_capacity(1024);
     let mut buf = Vec::with_capacity(512);
+    let mut written = 0u64;
     while let Ok(first) = rx.recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -161,9 +215,14 @@ fn writer_loop(db: &Database, rx: &Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
+        written += group
+            .iter()
+            .filter(|op| !matches!(op, WriteOp::Barrier(_)))
+            .count() as u64;
         let outcome = commit(db, &group, &mut buf);
-        if let Err(e) = &outcome {
-            log::error!(target: "gamelan.engine", "engine store commit failed: {e}");
+        match &outcome {
+            Ok(()) => committed.store(written, Ordering::Release),
+            Err(e) => log::error!(target: "gamelan.engine", "engine store commit failed: {e}"),
         }
         for op in group.drain(..) {
             if let WriteOp::Barrier(done) = op {
@@ -182,6 +241,8 @@ fn commit(db: &Database, group: &[WriteOp], buf: &mut Vec<u8>) -> Result<(), Str
     {
         let mut tasks = txn.open_table(TASKS).map_err(|e| e.to_string())?;
         let mut outcomes = txn.open_table(OUTCOMES).map_err(|e| e.to_string())?;
+        let mut deliveries = txn.open_table(DELIVERIES).map_err(|e| e.to_string())?;
+        let mut forgotten = None;
         for op in group {
             buf.clear();
             match op {
@@ -196,12 +257,27 @@ fn commit(db: &Database, group: &[WriteOp], buf: &mut Vec<u8>) -> Result<(), Str
                         .insert(*key, buf.as_slice())
                         .map_err(|e| e.to_string())?;
                 }
-                WriteOp::Forget { key } => {
+                WriteOp::Deliver { key, delivery } => {
+                    serde_json::to_writer(&mut *buf, delivery).map_err(|e| e.to_string())?;
+                    deliveries
+                        .insert(*key, buf.as_slice())
+                        .map_err(|e| e.to_string())?;
+                }
+                WriteOp::Undeliver { key } => {
+                    deliveries.remove(*key).map_err(|e| e.to_string())?;
+                }
+                WriteOp::Forget { key, seq } => {
                     tasks.remove(*key).map_err(|e| e.to_string())?;
                     outcomes.remove(*key).map_err(|e| e.to_string())?;
+                    deliveries.remove(*key).map_err(|e| e.to_string())?;
+                    forgotten = forgotten.max(Some(*seq));
                 }
                 WriteOp::Barrier(_) => {}
             }
+        }
+        if let Some(seq) = forgotten {
+            let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+            meta.insert(FORGOTTEN, seq).map_err(|e| e.to_string())?;
         }
     }
     txn.commit().map_err(|e| e.to_string())
@@ -216,7 +292,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (db, loaded) = open(dir.path()).unwrap();
         assert!(loaded.tasks.is_empty() && loaded.outcomes.is_empty());
-        let (tx, handle) = spawn_writer(db).unwrap();
+        let committed = Arc::new(AtomicU64::new(0));
+        let (tx, handle) = spawn_writer(db, Arc::clone(&committed)).unwrap();
         let mut task = Task::new("r", "n", "echo", 1);
         task.context.insert("a".into(), 1.into());
         tx.send(WriteOp::Task {
@@ -238,9 +315,24 @@ mod tests {
             },
         })
         .unwrap();
+        let delivery = StoredDelivery {
+            executor_id: "e".into(),
+            attempt: 1,
+            execution_token: "t".into(),
+        };
+        tx.send(WriteOp::Deliver {
+            key: 7,
+            delivery: delivery.clone(),
+        })
+        .unwrap();
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
         tx.send(WriteOp::Barrier(done_tx)).unwrap();
         assert_eq!(done_rx.recv().unwrap(), Ok(()));
+        assert_eq!(
+            committed.load(Ordering::Acquire),
+            3,
+            "three writes committed"
+        );
         drop(tx);
         handle.join().unwrap();
 
@@ -251,5 +343,6 @@ mod tests {
         assert_eq!(loaded.tasks[0].1.max_retries, 3);
         assert_eq!(loaded.outcomes[&7].seq, 1);
         assert_eq!(loaded.outcomes[&7].status, TaskState::Completed);
+        assert_eq!(loaded.deliveries[&7], delivery);
     }
 }

@@ -20,6 +20,20 @@ impl Inner {
                 continue;
             }
             e.alive = false;
+            if e.restored {
+                log::warn!(
+                    target: "gamelan.engine",
+                    "executor {} did not come back after the restart; {} task(s) delivered to it go back to the queue as a new attempt",
+                    e.id,
+                    e.in_flight.len()
+                );
+                let id = std::sync::Arc::clone(&e.id);
+                self.requeue_executor(exec, fx);
+                self.executors[exec] = None;
+                self.executor_index.remove(&*id);
+                self.liveness.remove(&exec);
+                continue;
+            }
             log::warn!(
                 target: "gamelan.engine",
                 "executor {} missed its heartbeats, declared dead; {} task(s) go back to the queue",

@@ -19,7 +19,7 @@ impl Inner {
                     .executors
                     .iter()
                     .flatten()
-                    .any(|e| e.alive && e.handles(node_type))
+                    .any(|e| e.alive && !e.restored && e.handles(node_type))
             {
                 continue;
             }

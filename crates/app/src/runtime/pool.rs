@@ -719,6 +719,14 @@ fn run(s: &Arc<Shared>, slot: &Slot, mut job: Job) -> bool {
             flight: Arc::clone(&flight),
         },
     ));
+    // One line per execution (retries included), so how often a task ran can be counted
+    // from the log (`RUST_LOG=gamelan.executor.task=debug`).
+    log::debug!(
+        target: "gamelan.executor.task",
+        "task {} executing (try {})",
+        task.task_id,
+        retries + 1
+    );
     let outcome = catch_unwind(AssertUnwindSafe(|| hosted.executor.execute(&task, &ctx)));
     let deferred = ctx.is_deferred();
     drop(ctx);
