@@ -2,46 +2,26 @@
 //! The runtime's guarantees, shown over the in-memory transport. Each test waits on
 //! conditions with deadlines; none sleeps to synchronise.
 
+mod local_runtime;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use gamelan::executors::{Echo, Fault, Sleep};
 use gamelan::runtime::local::LocalEngine;
-use gamelan::runtime::{PoolSettings, Runtime, RuntimeHandle, RuntimeSettings};
+use gamelan::runtime::{Runtime, RuntimeSettings};
 use gamelan::sdk::{
     CommunicationType, ExecutionContext, ExecutionError, ExecutorMetadata, JsonObject, Task,
     WorkflowExecutor,
 };
-use gamelan_domain::{BatchPolicy, ResultStatus, RetryPolicy, RuntimeState, codes};
+use gamelan_domain::{BatchPolicy, ResultStatus, RuntimeState, codes};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(20);
+use local_runtime::{WAIT, local, result_for, settings_with, start, wait_results};
 
 fn settings(threads: usize, queue: usize) -> RuntimeSettings {
-    RuntimeSettings {
-        runtime_id: "test".into(),
-        pool: PoolSettings {
-            threads,
-            queue_size: queue,
-            max_parallel: 64,
-            retry: RetryPolicy {
-                max_attempts: 3,
-                initial_delay: Duration::from_millis(10),
-                multiplier: 2.0,
-                max_delay: Duration::from_millis(100),
-                jitter: 0.0,
-            },
-            default_timeout: Duration::from_secs(60),
-            max_abandoned_threads: 10,
-        },
-        heartbeat_interval: Duration::from_millis(50),
-        reconnect_initial: Duration::from_millis(20),
-        reconnect_max: Duration::from_millis(100),
-        receive_wait: Duration::from_millis(20),
-        drain_timeout: Duration::from_secs(5),
-        ..RuntimeSettings::default()
-    }
+    settings_with(threads, queue, 64)
 }
 
 fn task(i: usize, node_type: &str, ctx: serde_json::Value) -> Task {
@@ -51,48 +31,6 @@ fn task(i: usize, node_type: &str, ctx: serde_json::Value) -> Task {
         t.context = m;
     }
     t
-}
-
-fn start(
-    engine: &LocalEngine,
-    s: RuntimeSettings,
-    executors: Vec<Arc<dyn WorkflowExecutor>>,
-) -> RuntimeHandle {
-    let mut b = Runtime::builder()
-        .discover(false)
-        .settings(s)
-        .transport(CommunicationType::Local, engine.transport());
-    for e in executors {
-        b = b.executor_arc(e);
-    }
-    let h = b.start().expect("runtime starts");
-    assert!(h.wait_ready(WAIT), "runtime never became ready");
-    h
-}
-
-fn local<T: WorkflowExecutor>(inner: T, ty: &str, max: u32) -> Arc<dyn WorkflowExecutor> {
-    Arc::new(gamelan::sdk::Declared::new(
-        inner,
-        ExecutorMetadata::new(ty)
-            .communication(CommunicationType::Local)
-            .max_concurrent_tasks(max),
-    ))
-}
-
-fn wait_results(engine: &LocalEngine, n: usize) {
-    assert!(
-        engine.wait_until(WAIT, |v| v.results().len() >= n),
-        "expected {n} results, got {}",
-        engine.results().len()
-    );
-}
-
-fn result_for(engine: &LocalEngine, run: &str) -> gamelan::sdk::TaskResult {
-    engine
-        .results()
-        .into_iter()
-        .find(|r| r.run_id() == run)
-        .unwrap_or_else(|| panic!("no result for {run}"))
 }
 
 /// An executor that blocks until its gate opens, recording how many run at once.
