@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gamelan_ports::{AllowAll, TokenVerifier};
+use gamelan_ports::{AllowAll, NoToken, TokenSource, TokenVerifier};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
 
 use crate::error::GrpcError;
@@ -134,9 +134,12 @@ pub struct GrpcClientSettings {
     pub delivery: Delivery,
     /// Where the push server listens (push delivery only).
     pub push_listen_addr: SocketAddr,
-    /// The address registered with the engine; default: the bound address (with 127.0.0.1 in
-    /// place of an unspecified IP).
-    pub push_advertised_endpoint: Option<String>,
+    /// The host registered with the engine (the port is the bound one); default: the bound
+    /// IP, or for an unspecified IP `$HOSTNAME` when it resolves, else 127.0.0.1.
+    pub push_advertised_host: Option<String>,
+    /// TLS of the push server (registered as `https://`); with a client CA the engine must
+    /// present a certificate signed by it.
+    pub push_tls: Option<ServerTls>,
     pub connect_timeout: Duration,
     /// Bound on every unary call and on waiting for result verdicts.
     pub request_timeout: Duration,
@@ -155,7 +158,8 @@ impl Default for GrpcClientSettings {
             engine_url: "http://localhost:8080".to_owned(),
             delivery: Delivery::default(),
             push_listen_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
-            push_advertised_endpoint: None,
+            push_advertised_host: None,
+            push_tls: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             keep_alive_time: Duration::from_secs(30),
@@ -209,13 +213,24 @@ impl Default for PushClientSettings {
 }
 
 impl PushClientSettings {
+    /// TLS only towards an executor that registered an `https://` (or `grpcs://`) endpoint: a
+    /// bare `host:port` is plain, as the Java runtime registers it.
+    pub(crate) fn is_tls(url: &str) -> bool {
+        normalize_url(url, false).starts_with("https://")
+    }
+
     pub(crate) fn endpoint(&self, url: &str) -> Result<Endpoint, GrpcError> {
+        let tls = if Self::is_tls(url) {
+            Some(self.tls.clone().unwrap_or_default())
+        } else {
+            None
+        };
         EndpointSpec {
-            url,
+            url: &normalize_url(url, false),
             connect_timeout: self.connect_timeout,
             keep_alive: None,
             window: None,
-            tls: self.tls.as_ref(),
+            tls: tls.as_ref(),
         }
         .build()
     }
@@ -229,6 +244,9 @@ pub struct GrpcServerSettings {
     /// Checks the `authorization` metadata of every call.
     pub verifier: Arc<dyn TokenVerifier>,
     pub push_client: PushClientSettings,
+    /// The token sent on every push call (`authorization: Bearer`), checked by the
+    /// executor's push server.
+    pub push_token: Arc<dyn TokenSource>,
 }
 
 impl Default for GrpcServerSettings {
@@ -237,6 +255,7 @@ impl Default for GrpcServerSettings {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             verifier: Arc::new(AllowAll),
             push_client: PushClientSettings::default(),
+            push_token: Arc::new(NoToken),
         }
     }
 }

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use gamelan_domain::{Task, TaskResult};
 use gamelan_ports::sync::lock;
 use gamelan_ports::{
-    EngineTransport, HealthStatus, Heartbeat, Inbound, Registration, ReportOutcome, TokenSource,
-    TransportError,
+    AllowAll, EngineTransport, HealthStatus, Heartbeat, Inbound, Registration, ReportOutcome,
+    TokenSource, TokenVerifier, TransportError,
 };
 use prost::Message as _;
 use tokio::runtime::{Handle, Runtime};
@@ -240,6 +240,8 @@ pub struct GrpcTransport {
     /// Serializes dialling without blocking `receive`/`report` on the state lock meanwhile.
     connecting: Mutex<()>,
     closed: AtomicBool,
+    /// Checks the engine's token on every push call.
+    push_verifier: Arc<dyn TokenVerifier>,
 }
 
 impl GrpcTransport {
@@ -262,7 +264,16 @@ impl GrpcTransport {
             state: Mutex::new(State::default()),
             connecting: Mutex::new(()),
             closed: AtomicBool::new(false),
+            push_verifier: Arc::new(AllowAll),
         })
+    }
+
+    /// The check the push server applies to the engine's `authorization` metadata (default:
+    /// none). Takes effect when the push server starts, i.e. before the first registration.
+    #[must_use]
+    pub fn with_push_verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
+        self.push_verifier = verifier;
+        self
     }
 
     pub fn settings(&self) -> &GrpcClientSettings {
@@ -366,8 +377,9 @@ impl GrpcTransport {
             return Ok(Arc::clone(&p.shared.inbox));
         }
         let settings = self.settings.clone();
+        let verifier = Arc::clone(&self.push_verifier);
         let server = self.block(self.settings.connect_timeout, async move {
-            PushServer::start(&settings).await.map_err(|e| {
+            PushServer::start(&settings, verifier).await.map_err(|e| {
                 TransportError::Rejected(format!(
                     "cannot serve push delivery on {}: {e}",
                     settings.push_listen_addr

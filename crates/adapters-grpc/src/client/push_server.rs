@@ -1,12 +1,20 @@
 //! Push delivery, executor side: serves `dispatcher.Executor.Execute` and buffers what the
 //! engine pushes until the runtime takes it.
+//!
+//! The server checks the engine's bearer token on every call (the verifier given at start)
+//! and serves TLS, with a client CA mutual TLS, when the settings carry a [`ServerTls`].
+//!
+//! [`ServerTls`]: crate::settings::ServerTls
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use gamelan_ports::TokenVerifier;
 use tokio::sync::oneshot;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
+use crate::auth::VerifyInterceptor;
 use crate::client::inbox::Inbox;
 use crate::convert::execution_request_to_task;
 use crate::error::GrpcError;
@@ -77,7 +85,10 @@ pub(crate) struct PushServer {
 }
 
 impl PushServer {
-    pub(crate) async fn start(settings: &GrpcClientSettings) -> Result<Self, GrpcError> {
+    pub(crate) async fn start(
+        settings: &GrpcClientSettings,
+        verifier: Arc<dyn TokenVerifier>,
+    ) -> Result<Self, GrpcError> {
         let listener = tokio::net::TcpListener::bind(settings.push_listen_addr).await?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(PushShared {
@@ -87,8 +98,15 @@ impl PushServer {
         let service = ExecutorServer::new(PushService(Arc::clone(&shared)))
             .max_decoding_message_size(settings.max_message_size)
             .max_encoding_message_size(settings.max_message_size);
+        let service = InterceptedService::new(service, VerifyInterceptor(verifier));
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &settings.push_tls {
+            builder = builder
+                .tls_config(tls.config())
+                .map_err(|e| GrpcError::Tls(e.to_string()))?;
+        }
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tonic::transport::Server::builder()
+        let server = builder
             .max_concurrent_streams(settings.max_concurrent_streams)
             .initial_stream_window_size(settings.flow_control_window)
             .initial_connection_window_size(settings.flow_control_window)
@@ -101,7 +119,12 @@ impl PushServer {
                 log::error!(target: "gamelan.executor.error", "push server failed: {e}");
             }
         });
-        log::info!(target: "gamelan.executor.runtime", "push server listening on {local_addr}");
+        log::info!(target: "gamelan.executor.runtime", "push server listening on {local_addr}{}",
+        match &settings.push_tls {
+            Some(t) if t.client_ca_pem.is_some() => " (mutual TLS)",
+            Some(_) => " (TLS)",
+            None => "",
+        });
         Ok(Self {
             local_addr,
             shared,
@@ -109,18 +132,43 @@ impl PushServer {
         })
     }
 
-    /// What the engine should dial: the configured address, else the bound one (loopback in
-    /// place of an unspecified IP, which no engine can dial).
+    /// What the engine should dial: `https://host:port` with TLS, else the plain `host:port`
+    /// the Java engine expects. The host is the configured one, else the bound IP, else (bound
+    /// to an unspecified IP, which no engine can dial) `$HOSTNAME` if it resolves, else
+    /// loopback with a warning.
     pub(crate) fn advertised(&self, settings: &GrpcClientSettings) -> String {
-        if let Some(a) = &settings.push_advertised_endpoint {
-            return a.clone();
+        let host = settings
+            .push_advertised_host
+            .clone()
+            .unwrap_or_else(|| default_host(self.local_addr));
+        let host = match host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(ip)) => format!("[{ip}]"),
+            _ => host,
+        };
+        let port = self.local_addr.port();
+        if settings.push_tls.is_some() {
+            format!("https://{host}:{port}")
+        } else {
+            format!("{host}:{port}")
         }
-        let mut addr = self.local_addr;
-        if addr.ip().is_unspecified() {
-            log::warn!(target: "gamelan.executor.runtime",
-                "push server listens on {addr}; advertising loopback (set an advertised endpoint)");
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        addr.to_string()
     }
+}
+
+fn default_host(bound: SocketAddr) -> String {
+    if !bound.ip().is_unspecified() {
+        return bound.ip().to_string();
+    }
+    if let Ok(name) = std::env::var("HOSTNAME")
+        && !name.is_empty()
+        && (name.as_str(), bound.port())
+            .to_socket_addrs()
+            .is_ok_and(|mut a| a.next().is_some())
+    {
+        return name;
+    }
+    log::warn!(target: "gamelan.executor.runtime",
+        "push server listens on {bound} and $HOSTNAME is unset or does not resolve; \
+         advertising 127.0.0.1, which only an engine on this machine can dial \
+         (set grpc.advertised-host)");
+    std::net::Ipv4Addr::LOCALHOST.to_string()
 }

@@ -47,6 +47,7 @@ pub fn routes(engine: Arc<dyn EngineService>, settings: GrpcServerSettings) -> R
     let push = Arc::new(PushDispatch::new(
         Arc::clone(&engine),
         settings.push_client.clone(),
+        Arc::clone(&settings.push_token),
     ));
     let service = ExecutorServiceServer::new(EngineGrpc { engine, push })
         .max_decoding_message_size(settings.max_message_size)

@@ -3,17 +3,22 @@
 //!
 //! An executor that cannot be reached is detached (its tasks go back to the queue) and
 //! attached again on its next heartbeat, so a restart on the executor side heals by itself.
+//!
+//! Every call carries the engine's bearer token (when one is configured); an executor that
+//! refuses it, or refuses the engine's TLS certificate, is treated as unreachable and the
+//! refusal is logged as an error naming the cause.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use gamelan_domain::{Backoff, Task};
-use gamelan_ports::{EngineService, StreamId, TaskSink};
+use gamelan_ports::{EngineService, StreamId, TaskSink, TokenSource};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-use tonic::Status;
 use tonic::transport::Channel;
+use tonic::{Code, Status};
 
+use crate::auth::attach_bearer;
 use crate::convert::task_to_execution_request;
 use crate::error::engine_error_to_status;
 use crate::proto::dispatcher::executor_client::ExecutorClient;
@@ -32,6 +37,7 @@ struct Entry {
 pub(crate) struct PushDispatch {
     engine: Arc<dyn EngineService>,
     settings: PushClientSettings,
+    token: Arc<dyn TokenSource>,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
@@ -50,10 +56,15 @@ impl TaskSink for PushSink {
 }
 
 impl PushDispatch {
-    pub(crate) fn new(engine: Arc<dyn EngineService>, settings: PushClientSettings) -> Self {
+    pub(crate) fn new(
+        engine: Arc<dyn EngineService>,
+        settings: PushClientSettings,
+        token: Arc<dyn TokenSource>,
+    ) -> Self {
         Self {
             engine,
             settings,
+            token,
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -116,12 +127,14 @@ impl PushDispatch {
             .attach(executor_id, entry.max_in_flight, Arc::new(PushSink(tx)))
             .map_err(|e| engine_error_to_status(&e))?;
         entry.attached = Some(stream);
+        let entry_endpoint = entry.endpoint.clone();
         log::info!(
             "pushing tasks for executor {executor_id} to {}",
             entry.endpoint
         );
         drop(entries);
-        tokio::spawn(Arc::clone(self).drive(executor_id.to_owned(), stream, client, rx));
+        let tls = PushClientSettings::is_tls(&entry_endpoint);
+        tokio::spawn(Arc::clone(self).drive(executor_id.to_owned(), stream, tls, client, rx));
         Ok(())
     }
 
@@ -150,6 +163,7 @@ impl PushDispatch {
         self: Arc<Self>,
         executor_id: String,
         stream: StreamId,
+        tls: bool,
         client: ExecutorClient<Channel>,
         mut rx: UnboundedReceiver<Arc<Task>>,
     ) {
@@ -158,6 +172,7 @@ impl PushDispatch {
             tokio::spawn(Arc::clone(&self).push_one(
                 Arc::clone(&executor_id),
                 stream,
+                tls,
                 client.clone(),
                 task,
             ));
@@ -168,6 +183,7 @@ impl PushDispatch {
         self: Arc<Self>,
         executor_id: Arc<str>,
         stream: StreamId,
+        tls: bool,
         mut client: ExecutorClient<Channel>,
         task: Arc<Task>,
     ) {
@@ -175,11 +191,15 @@ impl PushDispatch {
         loop {
             let mut request = tonic::Request::new(task_to_execution_request(&task));
             request.set_timeout(self.settings.request_timeout);
+            if let Err(s) = attach_bearer(self.token.as_ref(), request.metadata_mut()) {
+                log::error!("cannot push to executor {executor_id}: {}", s.message());
+                return self.unreachable(&executor_id, stream, s.message());
+            }
             let answer =
                 tokio::time::timeout(self.settings.request_timeout, client.execute(request))
                     .await
                     .map_err(|_| "timed out".to_owned())
-                    .and_then(|r| r.map_err(|s| s.message().to_owned()));
+                    .and_then(|r| r.map_err(|s| refusal(&executor_id, tls, &s)));
             let ack = match answer {
                 Ok(a) => a.into_inner(),
                 Err(why) => return self.unreachable(&executor_id, stream, &why),
@@ -206,4 +226,39 @@ impl PushDispatch {
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
+}
+
+/// The reason of a failed call, with the innermost transport error. Refused credentials do
+/// not heal by retrying, so they are logged as errors saying what to check. Over TLS 1.3 a
+/// refused client certificate reaches the engine only as a closed connection.
+fn refusal(executor_id: &str, tls: bool, status: &Status) -> String {
+    let why = match innermost(status) {
+        Some(cause) if cause != status.message() => format!("{}: {cause}", status.message()),
+        _ => status.message().to_owned(),
+    };
+    match status.code() {
+        Code::Unauthenticated | Code::PermissionDenied => log::error!(
+            "executor {executor_id} refused the engine's push token: {why} (the engine's \
+             jwt.secret and jwt.issuer must match the executor's)"
+        ),
+        Code::Cancelled | Code::Unavailable | Code::Unknown if tls => log::error!(
+            "TLS push to executor {executor_id} failed: {why} (a closed connection usually \
+             means the executor refused the engine's certificate: its grpc.ca-certificate-path \
+             must have signed gamelan.engine.grpc.certificate-path, and the engine's \
+             gamelan.engine.grpc.ca-certificate-path must have signed the executor's)"
+        ),
+        _ => {}
+    }
+    why
+}
+
+/// The innermost error of a transport failure (the one naming the cause).
+fn innermost(status: &Status) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    let mut last = None;
+    while let Some(e) = source {
+        last = Some(e.to_string());
+        source = e.source();
+    }
+    last
 }

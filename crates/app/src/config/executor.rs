@@ -136,7 +136,10 @@ impl FromStr for GrpcDelivery {
 pub struct GrpcSettings {
     /// This executor's own server, used by push delivery.
     pub port: u16,
+    /// An IP, or a host name resolved at start.
     pub host: String,
+    /// The host the engine is told to dial (push delivery); unset: see `registration`.
+    pub advertised_host: Option<String>,
     /// Unset: `engine.url`.
     pub engine_url: Option<Url>,
     pub delivery: GrpcDelivery,
@@ -213,6 +216,7 @@ impl Default for ExecutorConfig {
             grpc: GrpcSettings {
                 port: 9090,
                 host: "0.0.0.0".into(),
+                advertised_host: None,
                 engine_url: None,
                 delivery: GrpcDelivery::ExecuteStream,
                 keep_alive_time: Duration::from_secs(30),
@@ -312,7 +316,8 @@ fn table() -> Table<ExecutorConfig> {
         "executor-version" => executor_version: text, "sent at registration";
         "transport" => transport: value::transport, "grpc, kafka, rest or local";
         "grpc.port" => grpc.port: value::port, "push-delivery server port";
-        "grpc.host" => grpc.host: text, "push-delivery server address";
+        "grpc.host" => grpc.host: text, "push-delivery server address (an IP, or a host name resolved at start)";
+        "grpc.advertised-host" => grpc.advertised_host: optional(text), "the host the engine dials for push delivery", default "the bound IP; for 0.0.0.0 `$HOSTNAME`, else 127.0.0.1";
         "grpc.engine-url" => grpc.engine_url: optional(value::http_url), "the engine's gRPC address if different", default "`engine-url`";
         "grpc.delivery" => grpc.delivery: str::parse, "execute-stream, stream-tasks or push";
         "grpc.keep-alive-time-seconds" => grpc.keep_alive_time: positive_secs, "HTTP/2 ping interval";
@@ -320,11 +325,11 @@ fn table() -> Table<ExecutorConfig> {
         "grpc.max-concurrent-streams" => grpc.max_concurrent_streams: positive, "streams per connection (push server)";
         "grpc.flow-control-window" => grpc.flow_control_window: window, "HTTP/2 window in bytes (65535 to 2147483647)";
         "grpc.max-message-size" => grpc.max_message_size: value::memory_size, "larger messages are refused with a status (bytes, or e.g. 4MiB)";
-        "grpc.use-ssl" => grpc.use_ssl: boolean, "TLS to the engine";
-        "grpc.certificate-path" => grpc.certificate_path: optional(value::path), "client certificate for mTLS (with the private key)";
-        "grpc.private-key-path" => grpc.private_key_path: optional(value::path), "client private key for mTLS (with the certificate)";
-        "grpc.ca-certificate-path" => grpc.ca_certificate_path: optional(value::path), "trust root for the engine";
-        "jwt.secret" => jwt.secret: optional(value::secret), "HS256 key; enables signed tokens";
+        "grpc.use-ssl" => grpc.use_ssl: boolean, "TLS to the engine, and on the push server";
+        "grpc.certificate-path" => grpc.certificate_path: optional(value::path), "client certificate for mTLS (with the private key); the push server's certificate";
+        "grpc.private-key-path" => grpc.private_key_path: optional(value::path), "client private key for mTLS (with the certificate); the push server's key";
+        "grpc.ca-certificate-path" => grpc.ca_certificate_path: optional(value::path), "trust root for the engine; makes the push server require engine certificates signed by it";
+        "jwt.secret" => jwt.secret: optional(value::secret), "HS256 key; enables signed tokens, and the push server's check of the engine's";
         "jwt.issuer" => jwt.issuer: text, "`iss` claim";
         "jwt.expiry" => jwt.expiry: positive_secs, "token lifetime, refreshed before expiry (bare numbers: seconds)";
         "jwt.enabled" => jwt.enabled: boolean, "send a token with every call", default "true when a secret or token is set";

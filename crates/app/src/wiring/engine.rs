@@ -9,11 +9,14 @@ use std::time::Duration;
 use axum::serve::ListenerExt as _;
 #[cfg(any(feature = "grpc", feature = "rest", feature = "kafka"))]
 use gamelan_ports::EngineService;
-use gamelan_ports::{AllowAll, SystemClock, TokenVerifier};
+use gamelan_ports::{AllowAll, NoToken, SystemClock, TokenSource, TokenVerifier};
 
 use crate::config::EngineConfig;
 use crate::engine::{Engine, EngineSettings};
-use crate::security::JwtVerifier;
+use crate::security::{JwtSigner, JwtVerifier};
+
+/// Lifetime of the tokens the engine signs for push calls (re-signed when a fifth is left).
+const PUSH_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WiringEngineError {
@@ -55,11 +58,14 @@ pub struct EngineOptions {
     pub bind: SocketAddr,
     pub grpc_bind: Option<SocketAddr>,
     pub verifier: Arc<dyn TokenVerifier>,
+    /// Sent as `authorization: Bearer` on every push call to an executor.
+    pub push_token: Arc<dyn TokenSource>,
     pub max_body_bytes: usize,
     pub max_long_polls: usize,
     /// The longest one REST long poll waits, whatever its `waitMs`.
     pub max_long_poll_wait: Duration,
-    /// TLS (and with a client CA, mutual TLS) on the separate gRPC listener.
+    /// TLS (and with a client CA, mutual TLS) on the separate gRPC listener; the same
+    /// certificate, key and CA serve push calls to executors registered as `https://`.
     pub grpc_tls: Option<crate::config::EngineGrpcTls>,
     /// Serve Kafka executors through this broker configuration.
     pub kafka: Option<crate::config::KafkaSettings>,
@@ -71,6 +77,19 @@ impl EngineOptions {
         let verifier: Arc<dyn TokenVerifier> = match (&cfg.jwt.secret, cfg.jwt.enabled) {
             (Some(secret), true) => Arc::new(JwtVerifier::new(secret.expose(), &cfg.jwt.issuer)),
             _ => Arc::new(AllowAll),
+        };
+        // Push calls carry a token signed with the same secret and issuer executors use.
+        let push_token: Arc<dyn TokenSource> = match (&cfg.jwt.secret, cfg.jwt.enabled) {
+            (Some(secret), true) => Arc::new(JwtSigner::new(
+                secret.expose(),
+                &cfg.jwt.issuer,
+                "gamelan-engine",
+                PUSH_TOKEN_LIFETIME,
+                None,
+                None,
+                None,
+            )),
+            _ => Arc::new(NoToken),
         };
         Self {
             settings: EngineSettings {
@@ -87,6 +106,7 @@ impl EngineOptions {
             bind: SocketAddr::new(host, cfg.port),
             grpc_bind: cfg.grpc_port.map(|p| SocketAddr::new(host, p)),
             verifier,
+            push_token,
             max_body_bytes: usize::try_from(cfg.max_body_size).unwrap_or(usize::MAX),
             max_long_polls: cfg.max_long_polls,
             max_long_poll_wait: cfg.max_long_poll_wait,
@@ -111,15 +131,49 @@ fn bind(
         })
 }
 
-fn router(engine: &Arc<Engine>, opts: &EngineOptions) -> axum::Router {
+/// The gRPC service's settings, with how it pushes to executors (token, TLS).
+#[cfg(feature = "grpc")]
+fn grpc_settings(
+    opts: &EngineOptions,
+) -> Result<gamelan_grpc::GrpcServerSettings, WiringEngineError> {
+    let tls = match &opts.grpc_tls {
+        Some(t) => {
+            let cert = read_pem(
+                "gamelan.engine.grpc.certificate-path",
+                t.certificate_path.as_ref(),
+            )?;
+            let key = read_pem(
+                "gamelan.engine.grpc.private-key-path",
+                t.private_key_path.as_ref(),
+            )?;
+            Some(gamelan_grpc::ClientTls {
+                ca_certificate_pem: read_pem(
+                    "gamelan.engine.grpc.ca-certificate-path",
+                    t.ca_certificate_path.as_ref(),
+                )?,
+                identity: cert.zip(key),
+                domain: None,
+            })
+        }
+        None => None,
+    };
+    Ok(gamelan_grpc::GrpcServerSettings {
+        max_message_size: opts.max_body_bytes,
+        verifier: Arc::clone(&opts.verifier),
+        push_client: gamelan_grpc::PushClientSettings {
+            max_message_size: opts.max_body_bytes,
+            tls,
+            ..gamelan_grpc::PushClientSettings::default()
+        },
+        push_token: Arc::clone(&opts.push_token),
+    })
+}
+
+fn router(engine: &Arc<Engine>, opts: &EngineOptions) -> Result<axum::Router, WiringEngineError> {
     let router = axum::Router::new();
     #[cfg(feature = "grpc")]
     let router = {
-        let settings = gamelan_grpc::GrpcServerSettings {
-            max_message_size: opts.max_body_bytes,
-            verifier: Arc::clone(&opts.verifier),
-            ..gamelan_grpc::GrpcServerSettings::default()
-        };
+        let settings = grpc_settings(opts)?;
         let service: Arc<dyn EngineService> = Arc::clone(engine) as Arc<dyn EngineService>;
         router.merge(gamelan_grpc::routes(service, settings).into_axum_router())
     };
@@ -153,7 +207,7 @@ fn router(engine: &Arc<Engine>, opts: &EngineOptions) -> axum::Router {
     };
     #[cfg(not(any(feature = "grpc", feature = "rest")))]
     let _ = (engine, opts);
-    router
+    Ok(router)
 }
 
 /// Small messages (tasks, results, acks) must not wait for Nagle's algorithm.
@@ -177,7 +231,7 @@ pub fn start_engine_with(opts: EngineOptions) -> Result<EngineProcess, WiringEng
         reason: e.to_string(),
     })?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let app = router(&engine, &opts);
+    let app = router(&engine, &opts)?;
     let mut servers = Vec::new();
     let mut rx = stop_rx.clone();
     servers.push(runtime.spawn(async move {
@@ -293,11 +347,7 @@ fn grpc_listener(
                 key_pem: key.unwrap_or_default(),
                 client_ca_pem: ca,
             };
-            let settings = gamelan_grpc::GrpcServerSettings {
-                max_message_size: opts.max_body_bytes,
-                verifier: Arc::clone(&opts.verifier),
-                ..gamelan_grpc::GrpcServerSettings::default()
-            };
+            let settings = grpc_settings(opts)?;
             let service: Arc<dyn EngineService> = Arc::clone(engine) as Arc<dyn EngineService>;
             let routes = gamelan_grpc::routes(service, settings);
             return Ok(runtime.spawn(async move {
@@ -314,7 +364,7 @@ fn grpc_listener(
             return Err(WiringEngineError::TlsUnavailable);
         }
     }
-    let app = router(engine, opts);
+    let app = router(engine, opts)?;
     Ok(runtime.spawn(async move {
         if let Err(e) = axum::serve(listener.tap_io(nodelay), app)
             .with_graceful_shutdown(shutdown)

@@ -26,6 +26,12 @@ pub enum WiringError {
         path: String,
         reason: String,
     },
+    #[error("{key} '{value}': {reason}")]
+    Setting {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("{transport} transport: {reason}")]
     Transport {
         transport: &'static str,
@@ -86,6 +92,9 @@ pub fn token_source(cfg: &ExecutorConfig, subject: &str) -> Arc<dyn TokenSource>
 }
 
 #[cfg(feature = "grpc")]
+mod push;
+
+#[cfg(feature = "grpc")]
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, WiringError> {
     std::fs::read(path).map_err(|e| WiringError::File {
         what,
@@ -117,6 +126,8 @@ fn grpc(
     use gamelan_grpc::{ClientTls, Delivery, GrpcClientSettings, GrpcTransport};
 
     let g = &cfg.grpc;
+    let push = g.delivery == GrpcDelivery::Push;
+    let mut push_tls = None;
     let tls = if g.use_ssl {
         let identity = match (&g.certificate_path, &g.private_key_path) {
             (Some(c), Some(k)) => Some((
@@ -129,6 +140,9 @@ fn grpc(
             Some(p) => Some(read("grpc.ca-certificate-path", p)?),
             None => None,
         };
+        if push {
+            push_tls = Some(push::server_tls(identity.clone(), ca.clone())?);
+        }
         Some(ClientTls {
             ca_certificate_pem: ca,
             identity,
@@ -136,6 +150,11 @@ fn grpc(
         })
     } else {
         None
+    };
+    let push_listen_addr = if push {
+        push::listen_addr(&g.host, g.port)?
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], g.port))
     };
     let mut url = cfg.grpc_engine_url().to_string();
     if g.use_ssl && url.starts_with("http://") {
@@ -148,10 +167,9 @@ fn grpc(
             GrpcDelivery::StreamTasks => Delivery::StreamTasks,
             GrpcDelivery::Push => Delivery::Push,
         },
-        push_listen_addr: format!("{}:{}", g.host, g.port)
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], g.port))),
-        push_advertised_endpoint: None,
+        push_listen_addr,
+        push_advertised_host: g.advertised_host.clone(),
+        push_tls,
         connect_timeout: cfg.engine.connect_timeout,
         request_timeout: cfg.engine.request_timeout,
         keep_alive_time: g.keep_alive_time,
@@ -165,7 +183,11 @@ fn grpc(
         transport: "grpc",
         reason: e.to_string(),
     })?;
-    Ok(Arc::new(t))
+    Ok(Arc::new(if push {
+        t.with_push_verifier(push::verifier(cfg))
+    } else {
+        t
+    }))
 }
 
 #[cfg(not(feature = "grpc"))]
