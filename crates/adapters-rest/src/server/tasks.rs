@@ -7,11 +7,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gamelan_ports::{SubmitRequest, TaskView};
-use serde::{Deserialize, Serialize};
+use gamelan_ports::TaskView;
+use serde::Serialize;
 
+use super::decode::{self, CompletionsQuery, Submission};
 use super::error::ApiError;
-use super::extract::{ApiPath, ApiQuery, RawBody, decode_json};
+use super::extract::{ApiPath, ApiQuery, RawBody};
 use super::{Shared, blocking, engine_call, long_poll_permit};
 use crate::wire::{CompletionsPage, ErrorBody};
 
@@ -33,49 +34,30 @@ pub(crate) async fn submit(
     State(state): State<Shared>,
     RawBody(bytes): RawBody,
 ) -> Result<Response, ApiError> {
-    let is_batch = bytes
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'[');
     let engine = state.engine.clone();
-    if is_batch {
-        let requests: Vec<SubmitRequest> = decode_json(&bytes)?;
-        for (index, request) in requests.iter().enumerate() {
-            validate(request)
-                .map_err(|m| ApiError::bad_request("invalid_field", format!("[{index}]: {m}")))?;
+    match decode::submission(&bytes)? {
+        Submission::Batch(requests) => {
+            let answers = engine_call(&state, move || engine.submit_batch(requests)).await?;
+            let answers: Vec<SubmitAnswer> = answers
+                .into_iter()
+                .map(|a| match a {
+                    Ok(view) => SubmitAnswer::Accepted(Box::new(view)),
+                    Err(e) => {
+                        let e = ApiError::from(e);
+                        SubmitAnswer::Refused(ErrorBody {
+                            error: e.code.to_owned(),
+                            message: e.message,
+                        })
+                    }
+                })
+                .collect();
+            Ok(Json(answers).into_response())
         }
-        let answers = engine_call(&state, move || engine.submit_batch(requests)).await?;
-        let answers: Vec<SubmitAnswer> = answers
-            .into_iter()
-            .map(|a| match a {
-                Ok(view) => SubmitAnswer::Accepted(Box::new(view)),
-                Err(e) => {
-                    let e = ApiError::from(e);
-                    SubmitAnswer::Refused(ErrorBody {
-                        error: e.code.to_owned(),
-                        message: e.message,
-                    })
-                }
-            })
-            .collect();
-        Ok(Json(answers).into_response())
-    } else {
-        let request: SubmitRequest = decode_json(&bytes)?;
-        validate(&request).map_err(|m| ApiError::bad_request("invalid_field", m))?;
-        let view = engine_call(&state, move || engine.submit(request)).await??;
-        Ok((StatusCode::CREATED, Json(view)).into_response())
+        Submission::One(request) => {
+            let view = engine_call(&state, move || engine.submit(request)).await??;
+            Ok((StatusCode::CREATED, Json(view)).into_response())
+        }
     }
-}
-
-fn validate(request: &SubmitRequest) -> Result<(), String> {
-    let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-    if !given(&request.executor_type) && !given(&request.node_type) {
-        return Err("one of 'executorType' or 'nodeType' is required".to_owned());
-    }
-    if request.max_attempts == Some(0) {
-        return Err("field 'maxAttempts': must be at least 1".to_owned());
-    }
-    Ok(())
 }
 
 pub(crate) async fn show(
@@ -83,14 +65,6 @@ pub(crate) async fn show(
     ApiPath(task_id): ApiPath<String>,
 ) -> Result<Json<TaskView>, ApiError> {
     Ok(Json(state.engine.task(&task_id)?))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct CompletionsQuery {
-    after: Option<u64>,
-    max: Option<usize>,
-    wait_ms: Option<u64>,
 }
 
 pub(crate) async fn completions(
