@@ -26,3 +26,11 @@ fi
 if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
     python3 -m pip install --quiet confluent-kafka
 fi
+
+# Fuzzing (.ci/fuzz.sh): libFuzzer needs a nightly compiler and cargo-fuzz.
+if ! rustup toolchain list | grep -q '^nightly'; then
+    rustup toolchain install nightly --profile minimal
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo-fuzz" ]; then
+    cargo install cargo-fuzz --locked
+fi

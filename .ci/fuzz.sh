@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds every fuzz target once, then runs each for a bounded time (FUZZ_SECONDS, default
+# 30) from the committed seeds (fuzz/seeds/) plus what earlier runs found (fuzz/corpus/,
+# not committed). Fails on the first crash: libFuzzer exits non-zero and leaves the input in
+# fuzz/artifacts/<target>/ (see docs/FUZZING.md for reproducing and fixing one).
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+seconds="${FUZZ_SECONDS:-30}"
+
+cargo +nightly fuzz build
+for target in $(cargo +nightly fuzz list); do
+    mkdir -p "corpus/$target"
+    echo "fuzzing $target for ${seconds} s"
+    cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1
+done
