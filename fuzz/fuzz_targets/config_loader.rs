@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let name = if mode & 1 == 0 { "application.properties" } else { "application.yaml" };
+    let name = if mode & 1 == 0 {
+        "application.properties"
+    } else {
+        "application.yaml"
+    };
     let path = dir().join(name);
     std::fs::write(&path, file).expect("write the configuration file");
     let sources = Sources::new().files(&[path]).env(env);

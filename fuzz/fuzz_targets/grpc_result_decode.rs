@@ -16,7 +16,11 @@ use prost::Message;
 fn convert(wire: TaskResult) {
     if let Ok(result) = result_from_proto(wire) {
         let again = result_from_proto(result_to_proto(&result));
-        assert_eq!(again.as_ref(), Ok(&result), "a decoded result must re-encode to itself");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&result),
+            "a decoded result must re-encode to itself"
+        );
     }
 }
 

@@ -12,7 +12,11 @@ use prost::Message;
 fn convert(wire: ExecutionTask) {
     if let Ok(task) = task_from_proto(wire) {
         let again = task_from_proto(task_to_proto(&task));
-        assert_eq!(again.as_ref(), Ok(&task), "a decoded task must re-encode to itself");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&task),
+            "a decoded task must re-encode to itself"
+        );
     }
 }
 

@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode::task_ids(data);
     if let Ok(batch) = decode::results(data) {
         let valid_slots = batch.slots.iter().filter(|s| **s == Slot::Valid).count();
-        assert_eq!(valid_slots, batch.valid.len(), "one valid slot per valid result");
+        assert_eq!(
+            valid_slots,
+            batch.valid.len(),
+            "one valid slot per valid result"
+        );
     }
     if let Ok(Submission::Batch(requests)) = decode::submission(data) {
         assert!(requests.iter().all(|r| r.max_attempts != Some(0)));

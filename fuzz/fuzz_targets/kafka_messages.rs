@@ -3,7 +3,9 @@
 //! the same value, since the engine forwards what it accepted.
 #![no_main]
 
-use gamelan_kafka::messages::{decode_record, decode_result, decode_task, encode_result, encode_task};
+use gamelan_kafka::messages::{
+    decode_record, decode_result, decode_task, encode_result, encode_task,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,13 +13,21 @@ fuzz_target!(|data: &[u8]| {
         let mut buf = Vec::new();
         encode_task(&task, "echo", &mut buf);
         let again = decode_task(Some(&buf)).map_err(|p| p.error);
-        assert_eq!(again.as_ref(), Ok(&task), "a decoded task must re-encode to itself");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&task),
+            "a decoded task must re-encode to itself"
+        );
     }
     if let Ok(result) = decode_result(Some(data)) {
         let mut buf = Vec::new();
         encode_result(&result, &mut buf);
         let again = decode_result(Some(&buf));
-        assert_eq!(again.as_ref(), Ok(&result), "a decoded result must re-encode to itself");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&result),
+            "a decoded result must re-encode to itself"
+        );
     }
     if let Ok(record) = decode_record(Some(data)) {
         let _ = record.to_registration();
