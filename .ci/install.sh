@@ -68,3 +68,11 @@ fi
 if [ "$(kubernetes-validate --version 2>/dev/null)" != "1.37.0" ]; then
     python3 -m pip install --quiet 'kubernetes-validate==1.37.0'
 fi
+
+# Fuzzing (.ci/fuzz.sh): libFuzzer needs a nightly compiler and cargo-fuzz.
+if ! rustup toolchain list | grep -q '^nightly'; then
+    rustup toolchain install nightly --profile minimal
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo-fuzz" ]; then
+    cargo install cargo-fuzz --locked
+fi

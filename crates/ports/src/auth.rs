@@ -27,6 +27,15 @@ pub enum AuthError {
     BadSignature,
     #[error("token expired")]
     Expired,
+    /// `nbf` (not before) lies in the future, beyond the tolerated clock skew (RFC 7519 4.1.5).
+    #[error("token not valid yet (nbf is in the future)")]
+    NotYetValid,
+    /// A claim the verifier requires (`exp`, `iss`) is absent.
+    #[error("missing required claim {0}")]
+    MissingClaim(String),
+    /// Signed (or not signed: `none`) with an algorithm other than the accepted ones.
+    #[error("algorithm {found} not accepted (accepted: {accepted})")]
+    AlgorithmNotAccepted { found: String, accepted: String },
     #[error("token issuer '{found}' is not the expected '{expected}'")]
     WrongIssuer { expected: String, found: String },
 }

@@ -12,6 +12,11 @@ use serde::{Deserializer, Serializer};
 /// Numbers at or above this are epoch milliseconds (as seconds it would be year 5138).
 const MILLIS_THRESHOLD: f64 = 1e11;
 
+/// The last millisecond RFC 3339 text can hold (9999-12-31T23:59:59.999Z). A later instant
+/// (a peer may send any number) is written as epoch milliseconds instead, which reads back
+/// as the same value; formatting it as text would fail inside the JSON writer.
+const MAX_TEXT_MS: u64 = 253_402_300_799_999;
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -44,6 +49,7 @@ fn from_number(n: f64) -> u64 {
 )]
 pub(crate) fn serialize<S: Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
     match value {
+        Some(ms) if *ms > MAX_TEXT_MS => s.serialize_u64(*ms),
         Some(ms) if *ms > 0 => s.collect_str(&humantime::format_rfc3339_millis(
             UNIX_EPOCH + Duration::from_millis(*ms),
         )),
@@ -71,7 +77,12 @@ impl<'de> Visitor<'de> for TimestampVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(from_number(v as f64)))
+        // Milliseconds as given: through f64 they would lose precision above 2^53.
+        if v as f64 >= MILLIS_THRESHOLD {
+            Ok(Some(v))
+        } else {
+            Ok(Some(from_number(v as f64)))
+        }
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
@@ -97,6 +108,7 @@ impl<'de> Visitor<'de> for TimestampVisitor {
 
 #[cfg(test)]
 mod tests {
+    use super::MAX_TEXT_MS;
 
     #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct T {
@@ -125,5 +137,30 @@ mod tests {
         let absent: T = serde_json::from_str("{}").unwrap();
         assert_eq!(absent.at, None);
         assert!(serde_json::from_str::<T>(r#"{"at":"yesterday"}"#).is_err());
+    }
+
+    /// Found with the kafka_messages fuzz target (its decode/re-encode check; the input is
+    /// one of its seeds): a timestamp past year 9999 decoded fine, but writing it again
+    /// panicked inside serde_json ("there should be an error"), because RFC 3339 text cannot
+    /// hold it. Such instants are now written as epoch milliseconds.
+    #[test]
+    fn instants_past_year_9999_are_written_as_millis_and_read_back() {
+        for ms in [
+            MAX_TEXT_MS + 1,
+            1_000_000_000_000_000,
+            9_007_199_254_740_993,
+            u64::MAX,
+        ] {
+            let t = T { at: Some(ms) };
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!(r#"{{"at":{ms}}}"#));
+            assert_eq!(serde_json::from_str::<T>(&json).unwrap(), t);
+        }
+        let last = T {
+            at: Some(MAX_TEXT_MS),
+        };
+        let json = serde_json::to_string(&last).unwrap();
+        assert_eq!(json, r#"{"at":"9999-12-31T23:59:59.999Z"}"#);
+        assert_eq!(serde_json::from_str::<T>(&json).unwrap(), last);
     }
 }

@@ -12,9 +12,13 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
+    /// Defaults only so that a token without it is refused by the validation, naming the
+    /// missing claim, instead of failing to deserialize; `iss` and `exp` are required.
+    #[serde(default)]
     pub iss: String,
     #[serde(default)]
     pub sub: String,
+    #[serde(default)]
     pub exp: u64,
     #[serde(default)]
     pub iat: u64,
@@ -113,22 +117,30 @@ impl TokenSource for StaticToken {
     }
 }
 
-/// The engine's check: signature, issuer and expiry (with a small leeway for clock skew).
+/// The engine's check: signature (HS256 only), issuer, expiry and not-before, the times with a
+/// small leeway for clock skew. All of it is jsonwebtoken's [`Validation`]; this type only
+/// turns its verdicts into [`AuthError`]s that say what was wrong.
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
     issuer: String,
 }
 
-/// Clock skew tolerated on `exp`.
+/// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY: Duration = Duration::from_secs(30);
+
+/// The only algorithm accepted: the executors sign with it, and accepting a second one (or
+/// `none`) would only widen what a forged token may try.
+const ACCEPTED: Algorithm = Algorithm::HS256;
 
 impl JwtVerifier {
     pub fn new(secret: &str, issuer: &str) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
+        let mut validation = Validation::new(ACCEPTED);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.leeway = LEEWAY.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
         validation.validate_aud = false;
         Self {
             key: DecodingKey::from_secret(secret.as_bytes()),
@@ -141,30 +153,67 @@ impl JwtVerifier {
     pub fn check(&self, token: &str) -> Result<Claims, AuthError> {
         jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::InvalidIssuer => AuthError::WrongIssuer {
-                    expected: self.issuer.clone(),
-                    found: unverified_issuer(token).unwrap_or_else(|| "<none>".into()),
-                },
-                ErrorKind::MissingRequiredClaim(c) => {
-                    AuthError::Malformed(format!("required claim '{c}' is missing"))
-                }
-                _ => AuthError::Malformed(e.to_string()),
-            })
+            .map_err(|e| self.describe(token, &e))
     }
+
+    fn describe(&self, token: &str, e: &jsonwebtoken::errors::Error) -> AuthError {
+        let not_accepted = |found: String| AuthError::AlgorithmNotAccepted {
+            found,
+            accepted: format!("{ACCEPTED:?}"),
+        };
+        match e.kind() {
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer {
+                expected: self.issuer.clone(),
+                found: unverified_issuer(token).unwrap_or_else(|| "<none>".into()),
+            },
+            ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
+            ErrorKind::InvalidClaimFormat(c) => {
+                AuthError::Malformed(format!("claim '{c}' is not a number of seconds"))
+            }
+            ErrorKind::InvalidAlgorithm => {
+                not_accepted(announced_algorithm(token).unwrap_or_else(|| "<unknown>".into()))
+            }
+            // An algorithm jsonwebtoken does not know at all (`none` among them) fails as a
+            // header it cannot read; say which algorithm it was when the header names one.
+            _ => match announced_algorithm(token) {
+                Some(alg) if alg != format!("{ACCEPTED:?}") => not_accepted(alg),
+                _ => AuthError::Malformed(e.to_string()),
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct IssuerOnly {
+    iss: String,
 }
 
 /// The `iss` claim read without verification, only to say what was wrong.
 fn unverified_issuer(token: &str) -> Option<String> {
+    jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
+        .ok()
+        .map(|c| c.iss)
+}
+
+#[derive(Deserialize)]
+struct AlgorithmOnly {
+    alg: String,
+}
+
+/// The header's `alg` read without verification, only to name a refused algorithm: a token
+/// the library already refused, perhaps because it does not know the algorithm (`none`).
+fn announced_algorithm(token: &str) -> Option<String> {
     use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
+    let header = token.split('.').next()?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
+        .decode(header)
         .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("iss")?.as_str().map(str::to_owned)
+    serde_json::from_slice::<AlgorithmOnly>(&bytes)
+        .ok()
+        .map(|h| h.alg)
 }
 
 impl TokenVerifier for JwtVerifier {
@@ -274,6 +323,73 @@ mod tests {
         .unwrap();
         let v = JwtVerifier::new("s3cret", "gamelan-executor");
         assert!(v.verify(Some(&format!("Bearer {t}"))).is_ok());
+    }
+
+    fn hs(alg: Algorithm, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            claims,
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn times_algorithms_and_required_claims_are_enforced() {
+        use base64::Engine as _;
+        let v = JwtVerifier::new("s3cret", "gamelan-executor");
+        let now = now_secs();
+        let iss = "gamelan-executor";
+        let check = |t: &str| v.verify(Some(&format!("Bearer {t}")));
+        let future = serde_json::json!({"iss": iss, "exp": now + 3600, "nbf": now + 600});
+        assert_eq!(
+            check(&hs(Algorithm::HS256, &future)),
+            Err(AuthError::NotYetValid)
+        );
+        let skewed = serde_json::json!({"iss": iss, "exp": now + 3600, "nbf": now + 20});
+        assert!(check(&hs(Algorithm::HS256, &skewed)).is_ok());
+        let just_expired = serde_json::json!({"iss": iss, "exp": now - 20});
+        assert!(check(&hs(Algorithm::HS256, &just_expired)).is_ok());
+        let long_expired = serde_json::json!({"iss": iss, "exp": now - 40});
+        assert_eq!(
+            check(&hs(Algorithm::HS256, &long_expired)),
+            Err(AuthError::Expired)
+        );
+        let no_exp = serde_json::json!({"iss": iss});
+        assert_eq!(
+            check(&hs(Algorithm::HS256, &no_exp)),
+            Err(AuthError::MissingClaim("exp".into()))
+        );
+        let bad_nbf = serde_json::json!({"iss": iss, "exp": now + 60, "nbf": "soon"});
+        assert!(matches!(
+            check(&hs(Algorithm::HS256, &bad_nbf)),
+            Err(AuthError::Malformed(m)) if m.contains("nbf")
+        ));
+        let valid = serde_json::json!({"iss": iss, "exp": now + 60});
+        for alg in [Algorithm::HS384, Algorithm::HS512] {
+            assert_eq!(
+                check(&hs(alg, &valid)),
+                Err(AuthError::AlgorithmNotAccepted {
+                    found: format!("{alg:?}"),
+                    accepted: "HS256".into()
+                })
+            );
+        }
+        let b64 = |v: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let none = format!(
+            "{}.{}.",
+            b64(&serde_json::json!({"alg": "none"})),
+            b64(&valid)
+        );
+        assert_eq!(
+            check(&none),
+            Err(AuthError::AlgorithmNotAccepted {
+                found: "none".into(),
+                accepted: "HS256".into()
+            })
+        );
     }
 
     #[test]
