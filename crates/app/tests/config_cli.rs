@@ -148,12 +148,14 @@ fn every_documented_block_passes_the_check() {
             file.display(),
             text(&out.stderr)
         );
-        assert!(
-            out.stderr.is_empty(),
-            "{}: {}",
-            file.display(),
-            text(&out.stderr)
-        );
+        // The only thing a documented block may be told: `metrics.export-interval` has no
+        // effect with a pull-based registry.
+        let stderr = text(&out.stderr);
+        let other: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !(l.contains("metrics.export-interval") && l.contains("has no effect")))
+            .collect();
+        assert!(other.is_empty(), "{}: {stderr}", file.display());
     }
 }
 

@@ -297,3 +297,95 @@ fn defaults_are_valid_and_documented_values() {
     assert_eq!(c.retry_policy().max_attempts, 3);
     assert_eq!(c.grpc_engine_url().as_str(), "http://localhost:8080/");
 }
+
+#[test]
+fn keys_that_were_ignored_now_reach_the_runtime() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "a.properties",
+        "gamelan.executor.runtime.enabled=false\n\
+         gamelan.executor.heartbeat.timeout=45\n\
+         gamelan.executor.engine.reconnect.initial=250ms\n\
+         gamelan.executor.engine.reconnect.max-delay=2s\n\
+         gamelan.executor.engine.reconnect.max-retries=10\n\
+         quarkus.micrometer.export.prometheus.enabled=false\n",
+    );
+    let (c, warnings) = ExecutorConfig::load(&[f], []).expect("valid");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let s = gamelan::wiring::runtime_settings(&c);
+    assert!(!s.enabled);
+    assert_eq!(s.heartbeat_timeout, Some(Duration::from_secs(45)));
+    assert_eq!(s.reconnect_initial, Duration::from_millis(250));
+    assert_eq!(s.reconnect_max, Duration::from_secs(2));
+    assert_eq!(s.reconnect_max_retries, Some(10));
+    assert!(!s.metrics_endpoint);
+
+    // A disabled runtime built from the configuration starts nothing.
+    let started = gamelan::wiring::runtime_builder(&c)
+        .expect("builder")
+        .discover(false)
+        .start();
+    assert!(matches!(
+        started,
+        Err(gamelan::runtime::RuntimeError::Disabled)
+    ));
+
+    // Defaults: the documented back-off, unlimited retries, the metrics route on.
+    let (c, _) = ExecutorConfig::load(&[], []).expect("defaults");
+    let s = gamelan::wiring::runtime_settings(&c);
+    assert!(s.enabled);
+    assert_eq!(s.reconnect_initial, Duration::from_secs(1));
+    assert_eq!(s.reconnect_max, Duration::from_secs(30));
+    assert_eq!(s.reconnect_max_retries, None);
+    assert!(s.metrics_endpoint);
+    assert_eq!(
+        s.heartbeat_timeout, None,
+        "an untouched default is not sent: the engine's own timeout applies"
+    );
+
+    // A longer interval raises the derived timeout, which is then sent.
+    let f = write(
+        dir.path(),
+        "b.properties",
+        "gamelan.executor.heartbeat.interval=60\n",
+    );
+    let (c, _) = ExecutorConfig::load(&[f], []).expect("valid");
+    let s = gamelan::wiring::runtime_settings(&c);
+    assert_eq!(s.heartbeat_timeout, Some(Duration::from_secs(120)));
+}
+
+#[test]
+fn reconnect_keys_are_checked_and_export_interval_is_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "a.properties",
+        "gamelan.executor.engine.reconnect.initial=5s\n\
+         gamelan.executor.engine.reconnect.max-delay=1s\n\
+         gamelan.executor.engine.reconnect.max-retries=lots\n",
+    );
+    let err = ExecutorConfig::load(&[f], []).expect_err("invalid");
+    let p = problem(&err, "gamelan.executor.engine.reconnect.max-delay");
+    assert!(
+        expected(p).contains("engine.reconnect.initial"),
+        "{}",
+        expected(p)
+    );
+    let p = problem(&err, "gamelan.executor.engine.reconnect.max-retries");
+    assert!(expected(p).contains("unlimited"), "{}", expected(p));
+
+    let f = write(
+        dir.path(),
+        "b.properties",
+        "gamelan.executor.engine.reconnect.max-retries=unlimited\n\
+         gamelan.executor.metrics.export-interval=15\n",
+    );
+    let (c, warnings) = ExecutorConfig::load(&[f], []).expect("valid");
+    assert_eq!(c.engine.reconnect_max_retries, None);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].kind, WarningKind::NoEffect);
+    assert_eq!(warnings[0].key, "gamelan.executor.metrics.export-interval");
+    assert!(warnings[0].message.contains("no effect"), "{}", warnings[0]);
+}

@@ -1276,3 +1276,80 @@ fn the_sweeper_thread_declares_silent_executors_dead() {
     );
     engine.shutdown();
 }
+
+fn registration_with_timeout(id: &str, max: u32, timeout_ms: &str) -> Registration {
+    let mut r = registration(id, max);
+    r.attributes.insert(
+        gamelan_ports::HEARTBEAT_TIMEOUT_KEY.into(),
+        timeout_ms.into(),
+    );
+    r
+}
+
+#[test]
+fn an_executor_sent_heartbeat_timeout_replaces_the_engine_default_for_it() {
+    // Engine default 10 s; "quick" asks for 3 s, "patient" for 30 s, "plain" sends none.
+    let (engine, clock) = open(settings());
+    engine
+        .register(registration_with_timeout("quick", 1, "3000"))
+        .unwrap();
+    engine
+        .register(registration_with_timeout("patient", 1, "30000"))
+        .unwrap();
+    engine.register(registration("plain", 1)).unwrap();
+
+    clock.advance(Duration::from_secs(4));
+    engine.sweep();
+    assert!(!engine.executor("quick").unwrap().alive, "3 s passed");
+    assert!(engine.executor("patient").unwrap().alive);
+    assert!(engine.executor("plain").unwrap().alive);
+
+    clock.advance(Duration::from_secs(7));
+    engine.sweep();
+    assert!(
+        !engine.executor("plain").unwrap().alive,
+        "the engine default (10 s) still applies to an executor that sent none"
+    );
+    assert!(engine.executor("patient").unwrap().alive, "11 s < 30 s");
+
+    clock.advance(Duration::from_secs(20));
+    engine.sweep();
+    assert!(!engine.executor("patient").unwrap().alive, "31 s > 30 s");
+
+    // Re-registering without the key puts the executor back on the default.
+    engine.register(registration("quick", 1)).unwrap();
+    clock.advance(Duration::from_secs(4));
+    engine.sweep();
+    assert!(engine.executor("quick").unwrap().alive);
+}
+
+#[test]
+fn an_executor_heartbeat_timeout_is_bounded_and_must_be_readable() {
+    let (engine, clock) = open(settings());
+    // 1 ms is raised to the floor (1 s): alive at 0.5 s, dead past 1 s.
+    engine
+        .register(registration_with_timeout("tiny", 1, "1"))
+        .unwrap();
+    clock.advance(Duration::from_millis(500));
+    engine.sweep();
+    assert!(engine.executor("tiny").unwrap().alive);
+    clock.advance(Duration::from_millis(600));
+    engine.sweep();
+    assert!(!engine.executor("tiny").unwrap().alive);
+
+    for bad in ["soon", "-5", "0", ""] {
+        let err = engine
+            .register(registration_with_timeout("bad", 1, bad))
+            .unwrap_err();
+        match err {
+            EngineError::Invalid(msg) => {
+                assert!(msg.contains(gamelan_ports::HEARTBEAT_TIMEOUT_KEY), "{msg}");
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    assert!(
+        engine.executor("bad").is_err(),
+        "a refused registration leaves nothing"
+    );
+}

@@ -146,3 +146,85 @@ fn health_and_metrics_endpoints_serve_real_figures() {
     let _ = Arc::new(());
     h.shutdown();
 }
+
+#[test]
+fn metrics_can_be_turned_off_and_the_probes_stay() {
+    let engine = LocalEngine::new();
+    let settings = RuntimeSettings {
+        runtime_id: "no-metrics".into(),
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_endpoint: false,
+        ..RuntimeSettings::default()
+    };
+    let h = Runtime::builder()
+        .discover(false)
+        .settings(settings)
+        .transport(CommunicationType::Local, engine.transport())
+        .executor(Declared::new(
+            CalculateTax,
+            ExecutorMetadata::new("calculate-tax"),
+        ))
+        .start()
+        .unwrap();
+    let addr = h.http_addr().expect("http port bound");
+    assert!(h.wait_ready(Duration::from_secs(20)));
+    for path in ["/metrics", "/q/metrics"] {
+        let (status, body) = get(addr, path);
+        assert_eq!(status, 404, "{path}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], "metrics_disabled");
+        assert_eq!(body["key"], "quarkus.micrometer.export.prometheus.enabled");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("quarkus.micrometer.export.prometheus.enabled=false"),
+            "{body}"
+        );
+    }
+    for path in ["/health", "/health/live", "/health/ready"] {
+        assert_eq!(get(addr, path).0, 200, "{path}");
+    }
+    h.shutdown();
+}
+
+#[test]
+fn a_runtime_that_gave_up_reconnecting_is_live_but_never_ready() {
+    let engine = LocalEngine::new();
+    engine.set_down(true);
+    let settings = RuntimeSettings {
+        runtime_id: "gives-up".into(),
+        http_addr: Some("127.0.0.1:0".parse().unwrap()),
+        reconnect_initial: Duration::from_millis(5),
+        reconnect_max: Duration::from_millis(10),
+        reconnect_max_retries: Some(2),
+        ..RuntimeSettings::default()
+    };
+    let h = Runtime::builder()
+        .discover(false)
+        .settings(settings)
+        .transport(CommunicationType::Local, engine.transport())
+        .executor(Declared::new(
+            CalculateTax,
+            ExecutorMetadata::new("calculate-tax"),
+        ))
+        .start()
+        .unwrap();
+    let addr = h.http_addr().expect("http port bound");
+    assert!(h.wait_gave_up(Duration::from_secs(20)));
+    engine.set_down(false);
+    assert_eq!(get(addr, "/health/live").0, 200);
+    assert_eq!(get(addr, "/health/ready").0, 503);
+    let (status, body) = get(addr, "/health");
+    assert_eq!(status, 503, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["state"], "FAILED");
+    assert!(
+        health["failure"]
+            .as_str()
+            .unwrap()
+            .contains("engine.reconnect.max-retries=2"),
+        "{health}"
+    );
+    h.shutdown();
+}

@@ -590,3 +590,109 @@ fn engine_down_at_start_means_not_ready_until_it_appears() {
     wait_results(&engine, 1);
     h.shutdown();
 }
+
+fn echo_builder(engine: &LocalEngine, s: RuntimeSettings) -> gamelan::runtime::RuntimeBuilder {
+    Runtime::builder()
+        .discover(false)
+        .settings(s)
+        .transport(CommunicationType::Local, engine.transport())
+        .executor(gamelan::sdk::Declared::new(
+            Echo,
+            ExecutorMetadata::new("echo").communication(CommunicationType::Local),
+        ))
+}
+
+#[test]
+fn the_heartbeat_timeout_travels_with_every_registration() {
+    let engine = LocalEngine::new();
+    let mut s = settings(1, 10);
+    s.heartbeat_timeout = Some(Duration::from_secs(90));
+    let h = start(&engine, s, vec![local(Echo, "echo", 4)]);
+    let regs = engine.registrations();
+    assert_eq!(regs.len(), 1);
+    assert_eq!(
+        regs[0]
+            .attributes
+            .get(gamelan_ports::HEARTBEAT_TIMEOUT_KEY)
+            .map(String::as_str),
+        Some("90000")
+    );
+    assert_eq!(
+        regs[0].heartbeat_timeout(),
+        Ok(Some(Duration::from_secs(90)))
+    );
+    h.shutdown();
+
+    // Without one the engine's own default applies: nothing is sent.
+    let engine = LocalEngine::new();
+    let h = start(&engine, settings(1, 10), vec![local(Echo, "echo", 4)]);
+    assert_eq!(engine.registrations()[0].heartbeat_timeout(), Ok(None));
+    h.shutdown();
+}
+
+#[test]
+fn a_disabled_runtime_neither_starts_nor_connects() {
+    let engine = LocalEngine::new();
+    let mut s = settings(1, 10);
+    s.enabled = false;
+    s.http_addr = Some("127.0.0.1:0".parse().unwrap());
+    let started = echo_builder(&engine, s.clone()).start();
+    assert!(
+        matches!(started, Err(gamelan::runtime::RuntimeError::Disabled)),
+        "start() must refuse"
+    );
+    // run() returns at once (no signal needed) with an empty report.
+    let report = echo_builder(&engine, s).run().expect("run returns");
+    assert_eq!(report, gamelan::runtime::ShutdownReport::default());
+    assert_eq!(engine.connect_attempts(), 0);
+    assert_eq!(engine.registrations_total(), 0);
+}
+
+#[test]
+fn reconnecting_gives_up_after_max_retries_and_stays_failed() {
+    let engine = LocalEngine::new();
+    engine.set_down(true);
+    let mut s = settings(1, 10);
+    s.reconnect_initial = Duration::from_millis(5);
+    s.reconnect_max = Duration::from_millis(20);
+    s.reconnect_max_retries = Some(3);
+    let h = echo_builder(&engine, s).start().unwrap();
+    assert!(h.wait_gave_up(WAIT), "the runtime never gave up");
+    // The first attempt and three retries, then no more.
+    assert_eq!(engine.connect_attempts(), 4);
+    assert_eq!(h.state(), RuntimeState::Failed);
+    assert!(!h.is_ready());
+    let why = h.failure().unwrap();
+    assert!(why.contains("engine.reconnect.max-retries=3"), "{why}");
+    let health = h.health();
+    assert_eq!(health.status, "DOWN");
+    assert_eq!(health.failure.as_deref(), Some(why.as_str()));
+    // The engine coming back does not revive it: the supervisor stopped trying.
+    engine.set_down(false);
+    assert!(!engine.wait_until(Duration::from_millis(300), |v| v.connect_attempts() > 4));
+    assert!(!h.is_ready());
+    h.shutdown();
+}
+
+#[test]
+fn a_success_resets_the_retry_budget() {
+    let engine = LocalEngine::new();
+    engine.set_down(true);
+    let mut s = settings(1, 10);
+    // Waits long enough apart that the test flips the engine between two attempts.
+    s.reconnect_initial = Duration::from_millis(500);
+    s.reconnect_max = Duration::from_millis(500);
+    s.reconnect_max_retries = Some(2);
+    let h = echo_builder(&engine, s).start().unwrap();
+    // Two failures (within the budget), then the engine is back.
+    assert!(engine.wait_until(WAIT, |v| v.connect_attempts() >= 2));
+    engine.set_down(false);
+    assert!(h.wait_ready(WAIT));
+    assert!(h.failure().is_none());
+    // A later outage gets the whole budget again before the runtime gives up.
+    let before = engine.connect_attempts();
+    engine.set_down(true);
+    assert!(h.wait_gave_up(WAIT));
+    assert_eq!(engine.connect_attempts() - before, 3);
+    h.shutdown();
+}

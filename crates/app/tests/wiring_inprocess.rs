@@ -147,3 +147,39 @@ fn rest_end_to_end() {
     run_tax_tasks(&cfg, &e, 300);
     e.shutdown();
 }
+
+#[test]
+fn the_executors_heartbeat_timeout_reaches_the_engine_over_grpc_and_rest() {
+    for transport in [CommunicationType::Grpc, CommunicationType::Rest] {
+        let engine = engine();
+        let mut cfg = executor_config(&engine, transport);
+        // No heartbeats at all, and a 1 s timeout sent at registration: the engine's own
+        // default is 60 s, so only the executor's value can make it dead within seconds.
+        cfg.heartbeat.enabled = false;
+        cfg.heartbeat.timeout = Duration::from_secs(1);
+        cfg.heartbeat.send_timeout = true;
+        let rt = wiring::runtime_builder(&cfg)
+            .unwrap()
+            .discover(false)
+            .executor(Declared::new(
+                CalculateTax,
+                ExecutorMetadata::new("calculate-tax").communication(transport),
+            ))
+            .start()
+            .unwrap();
+        assert!(
+            rt.wait_ready(Duration::from_secs(20)),
+            "{transport}: never ready"
+        );
+        let id = rt.executor_ids()[0].clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while engine.engine.executor(&id).unwrap().alive {
+            assert!(
+                Instant::now() < deadline,
+                "{transport}: still alive long after its 1 s timeout"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        rt.shutdown();
+    }
+}

@@ -24,5 +24,6 @@ pub use executor::{CancellationToken, Deferred, ExecutionContext, Settle, Workfl
 pub use gamelan_domain as domain;
 pub use metrics::{MetricsSink, NoMetrics, TaskOutcome};
 pub use transport::{
-    EngineTransport, HealthStatus, Heartbeat, Inbound, Registration, ReportOutcome, TransportError,
+    EngineTransport, HEARTBEAT_TIMEOUT_KEY, HealthStatus, Heartbeat, Inbound, Registration,
+    ReportOutcome, TransportError,
 };

@@ -22,6 +22,28 @@ pub struct Registration {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// Registration metadata key with the executor's own heartbeat timeout, in whole
+/// milliseconds: the engine declares this executor dead after that long without a heartbeat
+/// instead of after its engine-wide default. One key for every wire (gRPC `metadata`, REST
+/// `metadata`, Kafka `ExecutorRecord.metadata`).
+pub const HEARTBEAT_TIMEOUT_KEY: &str = "gamelan.heartbeat.timeout-ms";
+
+impl Registration {
+    /// The heartbeat timeout the executor asked for, if any; an unreadable value is an error
+    /// naming the key, so a typo is refused rather than silently replaced by the default.
+    pub fn heartbeat_timeout(&self) -> Result<Option<Duration>, String> {
+        let Some(raw) = self.attributes.get(HEARTBEAT_TIMEOUT_KEY) else {
+            return Ok(None);
+        };
+        match raw.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+            _ => Err(format!(
+                "metadata {HEARTBEAT_TIMEOUT_KEY} must be a whole number of milliseconds greater than 0, got '{raw}'"
+            )),
+        }
+    }
+}
+
 /// Load signal sent with every heartbeat (wire `ExecutorHealth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

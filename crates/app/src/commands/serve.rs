@@ -36,7 +36,8 @@ pub fn load_engine(files: &[PathBuf], set: &[String]) -> anyhow::Result<EngineCo
 
 pub fn run_executor(cfg: &ExecutorConfig) -> anyhow::Result<()> {
     if !cfg.runtime.enabled {
-        log::warn!(target: "gamelan.executor.runtime", "runtime.enabled=false: nothing to run");
+        // Before building transports: a disabled runtime needs none of them to be valid.
+        crate::runtime::log_disabled();
         return Ok(());
     }
     let report = wiring::runtime_builder(cfg)?.run()?;

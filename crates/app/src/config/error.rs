@@ -68,6 +68,8 @@ pub enum WarningKind {
     ConflictingSpellings,
     /// A Kafka pass-through property that looks like a typo of a typed key.
     SuspiciousPassThrough,
+    /// A documented key this process reads but that cannot do anything here.
+    NoEffect,
 }
 
 /// Something that does not stop the process but probably is not what the user meant.

@@ -53,6 +53,13 @@ pub struct EngineConnection {
     pub url: Url,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// Reconnect back-off: the first wait after a failed connection, doubling up to
+    /// `reconnect_max_delay`.
+    pub reconnect_initial: Duration,
+    pub reconnect_max_delay: Duration,
+    /// Failed reconnect attempts tolerated in a row before the runtime gives up (stays
+    /// FAILED, not ready); `None` retries for ever.
+    pub reconnect_max_retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +70,10 @@ pub struct HeartbeatSettings {
     /// larger, so that raising only the interval (as the Java runtime's tuning examples do) stays
     /// valid.
     pub timeout: Duration,
+    /// Whether `timeout` is sent at registration: when it was set, or raised above its
+    /// default by a longer interval. Otherwise nothing is sent, so the engine's own
+    /// `gamelan.engine.heartbeat.timeout` keeps applying.
+    pub send_timeout: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,11 +197,15 @@ impl Default for ExecutorConfig {
                 url: Url::parse("http://localhost:8080").expect("constant URL parses"),
                 connect_timeout: Duration::from_secs(30),
                 request_timeout: Duration::from_secs(300),
+                reconnect_initial: Duration::from_secs(1),
+                reconnect_max_delay: Duration::from_secs(30),
+                reconnect_max_retries: None,
             },
             heartbeat: HeartbeatSettings {
                 enabled: true,
                 interval: Duration::from_secs(30),
                 timeout: Duration::from_secs(60),
+                send_timeout: false,
             },
             task: TaskSettings {
                 queue_size: 1000,
@@ -288,18 +303,31 @@ fn window(v: &str) -> Result<u32, String> {
         .ok_or_else(|| "a window between 65535 and 2147483647 bytes (HTTP/2 limits)".to_owned())
 }
 
+/// `engine.reconnect.max-retries`: a count, or `unlimited` (also an empty value).
+fn retry_limit(v: &str) -> Result<Option<u32>, String> {
+    if v.is_empty() || v.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("a whole number from 0 to {}, or unlimited", u32::MAX))
+}
+
 fn table() -> Table<ExecutorConfig> {
     use value::{boolean, optional, positive, positive_secs, text};
     Table::process(keys!(ExecutorConfig, PREFIX;
-        "runtime.enabled" => runtime.enabled: boolean, "false loads the configuration and starts nothing";
+        "runtime.enabled" => runtime.enabled: boolean, "false loads the configuration and starts nothing (no connection, no HTTP port), whatever the entry point";
         "runtime.executor-id" => runtime.executor_id: optional(text), "runtime id; executor ids are `<runtime-id>-<type>`", default "`executor-name`, else `$HOSTNAME`";
         "runtime.max-parallel-tasks" => runtime.max_parallel_tasks: positive, "tasks executing at once, all types together";
         "engine.url" | "engine-url" => engine.url: value::http_url, "the engine (gRPC and REST on one port)";
         "engine.connect-timeout" => engine.connect_timeout: positive_secs, "connect timeout (bare numbers: seconds)";
         "engine.request-timeout" => engine.request_timeout: positive_secs, "request timeout, and the task timeout when a task has none (bare numbers: seconds)";
+        "engine.reconnect.initial" => engine.reconnect_initial: value::positive_millis, "first wait before reconnecting to a lost engine; doubles on each failure (bare numbers: ms)";
+        "engine.reconnect.max-delay" => engine.reconnect_max_delay: value::positive_millis, "cap on one reconnect wait (bare numbers: ms)";
+        "engine.reconnect.max-retries" => engine.reconnect_max_retries: retry_limit, "failed reconnects in a row before giving up: the runtime stays FAILED, logs an ERROR and `/health/ready` answers 503 (liveness stays 200)", default "unlimited";
         "heartbeat.enabled" => heartbeat.enabled: boolean, "send heartbeats";
         "heartbeat.interval" | "heartbeat.interval-seconds" => heartbeat.interval: positive_secs, "heartbeat period (bare numbers: seconds)";
-        "heartbeat.timeout" | "heartbeat.timeout-seconds" => heartbeat.timeout: positive_secs, "must exceed the interval (bare numbers: seconds)", default "60s or 2x interval";
+        "heartbeat.timeout" | "heartbeat.timeout-seconds" => heartbeat.timeout: positive_secs, "when set (or raised by a longer interval), sent at registration: the engine declares this executor dead after this long without a heartbeat instead of after its own `heartbeat.timeout`; must exceed the interval (bare numbers: seconds)", default "60s or 2x interval";
         "task.queue-size" | "queue-size" => task.queue_size: positive, "tasks admitted and waiting; full = backpressure, never a drop";
         "task.dispatch-threads" | "thread-pool-size" => task.dispatch_threads: positive, "worker threads";
         "task.max-abandoned-threads" => task.max_abandoned_threads: value::number, "per executor type: threads stuck in a blocking executor past their TIMEOUT that get a replacement worker; beyond it none, and the type shows `\"healthy\": false` in `/health`";
@@ -310,8 +338,8 @@ fn table() -> Table<ExecutorConfig> {
         "result.batch-size" => result.batch_size: positive, "results per report";
         "result.batch-timeout" => result.batch_timeout: value::millis, "longest a result waits for others to join its batch (0: send when the reporter is free; batches still form under load; bare numbers: ms)";
         "metrics.enabled" => metrics.enabled: boolean, "collect metrics";
-        "metrics.export-interval" => metrics.export_interval: positive_secs, "metrics export period (bare numbers: seconds)";
-        "quarkus.micrometer.export.prometheus.enabled" => metrics.prometheus_enabled: boolean, "serve `/metrics`";
+        "metrics.export-interval" => metrics.export_interval: positive_secs, "no effect: `/metrics` is scraped (pull), so the scraper's interval applies; setting it logs a warning at start (bare numbers: seconds)";
+        "quarkus.micrometer.export.prometheus.enabled" => metrics.prometheus_enabled: boolean, "serve `/metrics` (false: 404 naming this key; health endpoints stay)";
         "executor-name" env "GAMELAN_EXECUTOR_NAME" => executor_name: optional(text), "service name, put in tokens";
         "executor-version" => executor_version: text, "sent at registration";
         "transport" => transport: value::transport, "grpc, kafka, rest or local";
@@ -351,9 +379,12 @@ impl Schema for ExecutorConfig {
 
     fn finish(&mut self, explicit: &dyn Fn(&str) -> bool) {
         self.kafka_configured = explicit("gamelan.executor.kafka.bootstrap-servers");
-        if !explicit("gamelan.executor.heartbeat.timeout") {
+        let timeout_given = explicit("gamelan.executor.heartbeat.timeout");
+        if !timeout_given {
             self.heartbeat.timeout = self.heartbeat.timeout.max(self.heartbeat.interval * 2);
         }
+        self.heartbeat.send_timeout =
+            timeout_given || self.heartbeat.timeout != Self::default().heartbeat.timeout;
         if !explicit("gamelan.executor.jwt.enabled") {
             self.jwt.enabled = self.jwt.secret.is_some() || self.jwt.token.is_some();
         }
@@ -373,6 +404,24 @@ impl Schema for ExecutorConfig {
         }
         let error = &self.error;
         check.backoff(PREFIX, "error", error.backoff_initial, error.backoff_max);
+        let engine = &self.engine;
+        if engine.reconnect_max_delay < engine.reconnect_initial {
+            check.fail(
+                "gamelan.executor.engine.reconnect.max-delay",
+                show_duration(engine.reconnect_max_delay),
+                format!(
+                    "at least engine.reconnect.initial ({})",
+                    show_duration(engine.reconnect_initial)
+                ),
+            );
+        }
+        if check.is_explicit("gamelan.executor.metrics.export-interval") {
+            check.warn(
+                "gamelan.executor.metrics.export-interval",
+                "has no effect: metrics are pulled from /metrics, so the scraper's own interval \
+                 (Prometheus scrape_interval) decides how often they are read",
+            );
+        }
         if self.jwt.enabled && self.jwt.secret.is_none() && self.jwt.token.is_none() {
             check.fail(
                 "gamelan.executor.jwt.enabled",

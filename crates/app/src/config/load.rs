@@ -244,10 +244,12 @@ pub(crate) fn load<C: Schema>(sources: &Sources) -> Result<Loaded<C>, ConfigErro
     config.finish(&|key| provenance.contains_key(key));
     let mut checker = Checker {
         problems: Vec::new(),
+        warnings: Vec::new(),
         provenance: &provenance,
     };
     config.validate(&mut checker);
     problems.extend(checker.problems);
+    warnings.extend(checker.warnings);
 
     if !problems.is_empty() {
         return Err(ConfigError { problems, warnings });

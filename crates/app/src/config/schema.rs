@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::time::Duration;
 
-use super::error::{Origin, Problem};
+use super::error::{Origin, Problem, Warning, WarningKind};
 use super::kafka::{self, HasKafka};
 use super::logging::{self, HasLog};
 use super::secret::{MASK, is_secret_key};
@@ -339,13 +339,35 @@ pub(crate) trait Schema: Default + Sized + 'static {
 /// Where each applied key came from, by full canonical key: the spelling used and the origin.
 pub(crate) type Provenance = HashMap<String, (String, Origin)>;
 
-/// Collects cross-field problems, naming each key as the user spelled it.
+/// Collects cross-field problems (and warnings), naming each key as the user spelled it.
 pub(crate) struct Checker<'a> {
     pub problems: Vec<Problem>,
+    pub warnings: Vec<Warning>,
     pub provenance: &'a Provenance,
 }
 
 impl Checker<'_> {
+    /// Whether some source gave the canonical `key`.
+    pub fn is_explicit(&self, key: &str) -> bool {
+        self.provenance.contains_key(key)
+    }
+
+    /// A key that was read but does nothing in this process: say so, it does not stop it.
+    pub fn warn(&mut self, key: &str, message: impl Into<String>) {
+        let (spelled, origin) = self
+            .provenance
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| (key.to_owned(), Origin::Default));
+        self.warnings.push(Warning {
+            kind: WarningKind::NoEffect,
+            key: spelled,
+            origin,
+            message: message.into(),
+            suggestion: None,
+        });
+    }
+
     /// `<prefix><section>.backoff-max` must not be below `backoff-initial`, or delays would
     /// shrink.
     pub fn backoff(&mut self, prefix: &str, section: &str, initial: Duration, max: Duration) {

@@ -167,6 +167,10 @@ impl Shared {
             registration.metadata.max_concurrent_tasks =
                 ExecutorMetadata::DEFAULT_MAX_CONCURRENT_TASKS;
         }
+        let own_timeout = registration
+            .heartbeat_timeout()
+            .map_err(EngineError::Invalid)?
+            .map(|t| executor_heartbeat_timeout(&registration.executor_id, t, &self.settings));
         let now = self.clock.now();
         let now_ms = self.clock.epoch_millis();
         let executor_id = registration.executor_id.clone();
@@ -209,11 +213,18 @@ impl Shared {
                 slot
             };
             inner.liveness.heartbeat(slot, now);
+            inner.liveness.set_timeout(slot, own_timeout);
             inner.pump_all(now, &mut fx);
             inner.barrier(before)
         };
         self.settle(fx, barrier)?;
-        log::info!(target: "gamelan.engine", "executor {executor_id} registered");
+        match own_timeout {
+            Some(t) => log::info!(
+                target: "gamelan.engine",
+                "executor {executor_id} registered (heartbeat timeout {t:?})"
+            ),
+            None => log::info!(target: "gamelan.engine", "executor {executor_id} registered"),
+        }
         Ok(Registered {
             executor_id,
             status: "REGISTERED".into(),
@@ -770,4 +781,25 @@ impl Shared {
         let sample = self.lock().gauges();
         self.metrics.render(sample)
     }
+}
+
+/// The floor and ceiling of an executor's own heartbeat timeout. Below a second the sweep
+/// (at most once a second) could not honour it; beyond an hour a silent executor would keep
+/// its tasks far longer than any operator expects. An engine configured outside these
+/// bounds widens them to its own default.
+const OWN_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+const OWN_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+
+/// The timeout the engine applies to an executor that asked for `asked`.
+fn executor_heartbeat_timeout(executor_id: &str, asked: Duration, s: &EngineSettings) -> Duration {
+    let min = OWN_TIMEOUT_MIN.min(s.heartbeat_timeout);
+    let max = OWN_TIMEOUT_MAX.max(s.heartbeat_timeout);
+    let applied = asked.clamp(min, max);
+    if applied != asked {
+        log::warn!(
+            target: "gamelan.engine",
+            "executor {executor_id} asked for a heartbeat timeout of {asked:?}; using {applied:?} (allowed: {min:?} to {max:?})"
+        );
+    }
+    applied
 }

@@ -35,8 +35,13 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds (port 0 = any free port) and serves until [`HttpServer::stop`].
-    pub fn start(addr: SocketAddr, source: Arc<dyn HealthSource>) -> Result<Self, HttpError> {
+    /// Binds (port 0 = any free port) and serves until [`HttpServer::stop`]. Without
+    /// `metrics`, `/metrics` answers 404 naming the key that turned it off.
+    pub fn start(
+        addr: SocketAddr,
+        source: Arc<dyn HealthSource>,
+        metrics: bool,
+    ) -> Result<Self, HttpError> {
         let server = Server::http(addr).map_err(|e| HttpError {
             addr: addr.to_string(),
             reason: e.to_string(),
@@ -51,7 +56,8 @@ impl HttpServer {
             .name("gamelan-http".into())
             .spawn(move || {
                 for request in s.incoming_requests() {
-                    let response = route(request.method(), request.url(), source.as_ref());
+                    let response =
+                        route(request.method(), request.url(), source.as_ref(), metrics);
                     if let Err(e) = request.respond(response) {
                         log::debug!(target: "gamelan.executor.runtime", "health response failed: {e}");
                     }
@@ -100,10 +106,14 @@ fn probe(ok: bool, what: &str) -> Response<std::io::Cursor<Vec<u8>>> {
     )
 }
 
+/// The key that turns `/metrics` off, named in the 404 so the reason is not a guess.
+pub const METRICS_KEY: &str = "quarkus.micrometer.export.prometheus.enabled";
+
 fn route(
     method: &Method,
     url: &str,
     source: &dyn HealthSource,
+    metrics: bool,
 ) -> Response<std::io::Cursor<Vec<u8>>> {
     let path = url.split('?').next().unwrap_or(url);
     if *method != Method::Get && *method != Method::Head {
@@ -120,6 +130,14 @@ fn route(
         }
         "/health/live" | "/q/health/live" => probe(source.live(), "live"),
         "/health/ready" | "/q/health/ready" => probe(source.ready(), "ready"),
+        "/metrics" | "/q/metrics" if !metrics => json(
+            404,
+            &serde_json::json!({
+                "error": "metrics_disabled",
+                "message": format!("{path} is turned off by {METRICS_KEY}=false"),
+                "key": METRICS_KEY,
+            }),
+        ),
         "/metrics" | "/q/metrics" => {
             // The header must name the body's format: Prometheus chooses its parser by it.
             let mut r = Response::from_string(source.metrics());

@@ -51,6 +51,8 @@ pub(crate) struct Core {
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) last_heartbeat_ms: AtomicU64,
+    /// Set when reconnecting used up `reconnect_max_retries`: the runtime stays FAILED.
+    pub(crate) gave_up: Mutex<Option<String>>,
     pub(crate) supervisor_tx: Mutex<Option<Sender<SupervisorMsg>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     http: Mutex<Option<HttpServer>>,
@@ -78,6 +80,10 @@ pub struct Health {
     pub failed_tasks: u64,
     /// Epoch milliseconds of the last heartbeat the engine accepted.
     pub last_heartbeat: Option<u64>,
+    /// Why the runtime stopped reconnecting (`engine.reconnect.max-retries` used up); it
+    /// stays FAILED and DOWN until restarted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -283,6 +289,7 @@ impl Core {
                 completed: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 last_heartbeat_ms: AtomicU64::new(0),
+                gave_up: Mutex::new(None),
                 supervisor_tx: Mutex::new(None),
                 threads: Mutex::new(Vec::new()),
                 http: Mutex::new(None),
@@ -290,7 +297,11 @@ impl Core {
             }
         });
         if let Some(addr) = core.settings.http_addr {
-            let server = HttpServer::start(addr, Arc::new(HealthView(Arc::downgrade(&core))))?;
+            let server = HttpServer::start(
+                addr,
+                Arc::new(HealthView(Arc::downgrade(&core))),
+                core.settings.metrics_endpoint,
+            )?;
             log::info!(target: "gamelan.executor.runtime", "health and metrics on http://{}", server.addr());
             *lock(&core.http_addr) = Some(server.addr());
             *lock(&core.http) = Some(server);
@@ -338,10 +349,33 @@ impl Core {
     }
 
     pub(crate) fn wait_ready(&self, timeout: Duration) -> bool {
+        self.wait_for(timeout, |m| {
+            m.state().accepts_tasks() && self.all_connected()
+        })
+    }
+
+    /// Why reconnecting stopped, once `reconnect_max_retries` was used up.
+    pub(crate) fn failure(&self) -> Option<String> {
+        lock(&self.gave_up).clone()
+    }
+
+    /// Waits up to `timeout` for the supervisor to give up reconnecting.
+    pub(crate) fn wait_gave_up(&self, timeout: Duration) -> bool {
+        self.wait_for(timeout, |_| self.failure().is_some())
+    }
+
+    /// Records that reconnecting stopped for good and wakes the waiters.
+    pub(crate) fn gave_up(&self, why: String) {
+        *lock(&self.gave_up) = Some(why);
+        let _m = lock(&self.machine);
+        self.ready_cv.notify_all();
+    }
+
+    fn wait_for(&self, timeout: Duration, done: impl Fn(&RuntimeStateMachine) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut m = lock(&self.machine);
         loop {
-            if m.state().accepts_tasks() && self.all_connected() {
+            if done(&m) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -450,8 +484,12 @@ impl Core {
             })
             .collect();
         let last = self.last_heartbeat_ms.load(Ordering::Acquire);
+        let failure = lock(&self.gave_up).clone();
         Health {
-            status: if state == RuntimeState::Shutdown || state == RuntimeState::Initializing {
+            status: if state == RuntimeState::Shutdown
+                || state == RuntimeState::Initializing
+                || failure.is_some()
+            {
                 "DOWN"
             } else {
                 "UP"
@@ -477,6 +515,7 @@ impl Core {
             completed_tasks: self.completed.load(Ordering::Relaxed),
             failed_tasks: self.failed.load(Ordering::Relaxed),
             last_heartbeat: (last > 0).then_some(last),
+            failure,
         }
     }
 
@@ -567,6 +606,12 @@ fn registration(
             meta.version.clone()
         },
     );
+    if let Some(timeout) = settings.heartbeat_timeout {
+        attributes.insert(
+            gamelan_ports::HEARTBEAT_TIMEOUT_KEY.to_owned(),
+            timeout.as_millis().to_string(),
+        );
+    }
     for (c, k, v) in &settings.registration_attributes {
         if *c == communication {
             attributes.insert(k.clone(), v.clone());

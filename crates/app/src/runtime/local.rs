@@ -28,6 +28,7 @@ struct State {
     down: bool,
     fail_reports: usize,
     connects: usize,
+    connect_attempts: usize,
     /// Every credit (`max`) the runtime asked with, for backpressure assertions.
     zero_credit_polls: usize,
     duplicates: usize,
@@ -121,6 +122,11 @@ impl LocalEngine {
         self.state().connects
     }
 
+    /// Every connect call, failed ones included.
+    pub fn connect_attempts(&self) -> usize {
+        self.state().connect_attempts
+    }
+
     pub fn zero_credit_polls(&self) -> usize {
         self.state().zero_credit_polls
     }
@@ -182,6 +188,9 @@ impl LocalView<'_> {
     pub fn zero_credit_polls(&self) -> usize {
         self.0.zero_credit_polls
     }
+    pub fn connect_attempts(&self) -> usize {
+        self.0.connect_attempts
+    }
 }
 
 /// The executor side of the in-memory transport.
@@ -209,9 +218,14 @@ impl EngineTransport for LocalTransport {
 
     fn connect(&self) -> Result<(), TransportError> {
         let mut s = self.engine.state();
-        self.check(&s)?;
-        s.connects += 1;
-        Ok(())
+        s.connect_attempts += 1;
+        let checked = self.check(&s);
+        if checked.is_ok() {
+            s.connects += 1;
+        }
+        drop(s);
+        self.engine.changed();
+        checked
     }
 
     fn register(&self, registrations: &[Registration]) -> Result<(), TransportError> {

@@ -28,6 +28,10 @@ use self::core::Core;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeSettings {
+    /// False: [`RuntimeBuilder::start`] refuses with [`RuntimeError::Disabled`] and
+    /// [`RuntimeBuilder::run`] returns an empty report at once; nothing connects
+    /// (`gamelan.executor.runtime.enabled`).
+    pub enabled: bool,
     /// Prefix of every executor id (`<runtime-id>-<executor-type>`).
     pub runtime_id: String,
     pub executor_version: String,
@@ -35,9 +39,17 @@ pub struct RuntimeSettings {
     pub batch: BatchPolicy,
     pub heartbeat_enabled: bool,
     pub heartbeat_interval: Duration,
+    /// Sent at registration (metadata `gamelan.heartbeat.timeout-ms`): how long the engine
+    /// waits for a heartbeat before declaring these executors dead. `None`: the engine's own.
+    pub heartbeat_timeout: Option<Duration>,
     /// Reconnect back-off: starts here, doubles, capped at `reconnect_max`.
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
+    /// Failed connection attempts in a row after which the runtime gives up: it stays
+    /// FAILED (not ready, still live) and logs an ERROR. `None`: retry for ever.
+    pub reconnect_max_retries: Option<u32>,
+    /// Serve `/metrics` on the HTTP port (`quarkus.micrometer.export.prometheus.enabled`).
+    pub metrics_endpoint: bool,
     /// How long shutdown lets running tasks finish and results flush.
     pub drain_timeout: Duration,
     /// Longest a receive call waits; bounds how fast intake notices shutdown.
@@ -53,6 +65,7 @@ pub struct RuntimeSettings {
 impl Default for RuntimeSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             runtime_id: "executor-1".into(),
             executor_version: "1.0.0".into(),
             pool: PoolSettings::default(),
@@ -62,8 +75,11 @@ impl Default for RuntimeSettings {
             },
             heartbeat_enabled: true,
             heartbeat_interval: Duration::from_secs(30),
+            heartbeat_timeout: None,
             reconnect_initial: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(30),
+            reconnect_max_retries: None,
+            metrics_endpoint: true,
             drain_timeout: Duration::from_secs(30),
             receive_wait: Duration::from_millis(100),
             http_addr: None,
@@ -75,6 +91,8 @@ impl Default for RuntimeSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    #[error("runtime disabled by gamelan.executor.runtime.enabled=false")]
+    Disabled,
     #[error("no executors to host: register one with the executor! macro or the builder")]
     NoExecutors,
     #[error(transparent)]
@@ -177,7 +195,14 @@ impl RuntimeBuilder {
 
     /// Starts every thread and returns at once; the runtime connects in the background
     /// (use [`RuntimeHandle::wait_ready`] to wait for registration).
+    ///
+    /// With [`RuntimeSettings::enabled`] false it starts nothing, logs why and returns
+    /// [`RuntimeError::Disabled`]: there is no handle to a runtime that does not run.
     pub fn start(self) -> Result<RuntimeHandle, RuntimeError> {
+        if !self.settings.enabled {
+            log_disabled();
+            return Err(RuntimeError::Disabled);
+        }
         let mut executors = self.executors;
         if self.discover {
             executors.extend(crate::sdk::discovered());
@@ -193,11 +218,24 @@ impl RuntimeBuilder {
     }
 
     /// Starts, then blocks until SIGINT or SIGTERM, then shuts down gracefully.
+    ///
+    /// With [`RuntimeSettings::enabled`] false it starts nothing, logs why and returns an
+    /// empty [`ShutdownReport`] at once (nothing ran, so nothing was handed back or lost):
+    /// a process whose configuration disables the runtime exits successfully.
     pub fn run(self) -> Result<ShutdownReport, RuntimeError> {
+        if !self.settings.enabled {
+            log_disabled();
+            return Ok(ShutdownReport::default());
+        }
         let handle = self.start()?;
         handle.wait_for_signal()?;
         Ok(handle.shutdown())
     }
+}
+
+/// The one message every entry point logs when the configuration disables the runtime.
+pub(crate) fn log_disabled() {
+    log::warn!(target: "gamelan.executor.runtime", "{}", RuntimeError::Disabled);
 }
 
 /// A running runtime.
@@ -218,6 +256,16 @@ impl RuntimeHandle {
     /// Waits up to `timeout` for readiness.
     pub fn wait_ready(&self, timeout: Duration) -> bool {
         self.core.wait_ready(timeout)
+    }
+
+    /// Why the runtime stopped reconnecting (`reconnect_max_retries` used up), if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.core.failure()
+    }
+
+    /// Waits up to `timeout` for the runtime to give up reconnecting.
+    pub fn wait_gave_up(&self, timeout: Duration) -> bool {
+        self.core.wait_gave_up(timeout)
     }
 
     pub fn health(&self) -> Health {

@@ -1,6 +1,7 @@
 //! Keeps the runtime connected: first connection and registration, heartbeats every
 //! interval, and on a lost connection a reconnect loop with exponential back-off that
-//! re-registers and resends the outbox.
+//! re-registers and resends the outbox. With `reconnect_max_retries` set, a run of failed
+//! attempts that long ends the loop: the runtime stays FAILED (not ready, still live).
 
 use std::io;
 use std::sync::Arc;
@@ -29,13 +30,14 @@ pub(crate) fn start(core: &Arc<Core>) -> io::Result<JoinHandle<()>> {
             let mut s = Supervisor {
                 core: &core,
                 ever_connected: false,
+                gave_up: false,
                 backoff: Backoff::new(core.settings.reconnect_initial, core.settings.reconnect_max),
                 next_attempt: Instant::now(),
                 next_heartbeat: Instant::now() + core.settings.heartbeat_interval,
             };
             s.reconnect();
             loop {
-                let wake = if core.all_connected() {
+                let wake = if core.all_connected() || s.gave_up {
                     s.next_heartbeat
                 } else {
                     s.next_attempt.min(s.next_heartbeat)
@@ -48,7 +50,7 @@ pub(crate) fn start(core: &Arc<Core>) -> io::Result<JoinHandle<()>> {
                     return;
                 }
                 let now = Instant::now();
-                if !core.all_connected() && now >= s.next_attempt {
+                if !core.all_connected() && !s.gave_up && now >= s.next_attempt {
                     s.reconnect();
                 }
                 if now >= s.next_heartbeat {
@@ -62,6 +64,8 @@ pub(crate) fn start(core: &Arc<Core>) -> io::Result<JoinHandle<()>> {
 struct Supervisor<'a> {
     core: &'a Arc<Core>,
     ever_connected: bool,
+    /// Set once `reconnect_max_retries` was used up: no more attempts.
+    gave_up: bool,
     backoff: Backoff,
     next_attempt: Instant,
     next_heartbeat: Instant,
@@ -71,6 +75,9 @@ impl Supervisor<'_> {
     /// Connects and registers every disconnected route; schedules the next try on failure.
     fn reconnect(&mut self) {
         let core = self.core;
+        let limit = core.settings.reconnect_max_retries;
+        // This attempt is the last one if it fails: every allowed retry is used.
+        let last = limit.is_some_and(|max| self.backoff.failures() >= max);
         let mut all_ok = true;
         for r in &core.routes {
             if r.connected.load(Ordering::Acquire) {
@@ -93,7 +100,11 @@ impl Supervisor<'_> {
                 }
                 Err(e) => {
                     all_ok = false;
-                    log_failure(r.transport.name(), &e, self.backoff.peek());
+                    log_failure(
+                        r.transport.name(),
+                        &e,
+                        (!last).then_some(self.backoff.peek()),
+                    );
                 }
             }
         }
@@ -111,8 +122,29 @@ impl Supervisor<'_> {
             if !self.ever_connected {
                 core.apply(RuntimeEvent::ConnectionLost);
             }
-            self.next_attempt = Instant::now() + self.backoff.next_delay();
+            let delay = self.backoff.next_delay();
+            if let Some(max) = limit
+                && self.backoff.failures() > max
+            {
+                self.give_up(max);
+                return;
+            }
+            self.next_attempt = Instant::now() + delay;
         }
+    }
+
+    /// The retry budget is spent: stay FAILED, say so once at ERROR and in `/health`.
+    fn give_up(&mut self, max: u32) {
+        let core = self.core;
+        self.gave_up = true;
+        core.apply(RuntimeEvent::ConnectionLost);
+        let why = format!(
+            "gave up reconnecting to the engine after {max} retries \
+             (gamelan.executor.engine.reconnect.max-retries={max}); \
+             the runtime stays FAILED and not ready until it is restarted"
+        );
+        log::error!(target: "gamelan.executor.error", "{why}");
+        core.gave_up(why);
     }
 
     fn heartbeat(&mut self) {
@@ -170,9 +202,15 @@ impl Supervisor<'_> {
     }
 }
 
-fn log_failure(transport: &str, e: &TransportError, retry_in: Duration) {
-    log::warn!(
-        target: "gamelan.executor.runtime",
-        "cannot reach engine over {transport}: {e}; retrying in {retry_in:?}"
-    );
+fn log_failure(transport: &str, e: &TransportError, retry_in: Option<Duration>) {
+    match retry_in {
+        Some(wait) => log::warn!(
+            target: "gamelan.executor.runtime",
+            "cannot reach engine over {transport}: {e}; retrying in {wait:?}"
+        ),
+        None => log::warn!(
+            target: "gamelan.executor.runtime",
+            "cannot reach engine over {transport}: {e}; no retries left"
+        ),
+    }
 }

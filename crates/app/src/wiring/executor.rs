@@ -53,6 +53,7 @@ pub fn runtime_settings(cfg: &ExecutorConfig) -> RuntimeSettings {
     let http_addr = (cfg.metrics.enabled || cfg.http.port != 0)
         .then(|| SocketAddr::from(([0, 0, 0, 0], cfg.http.port)));
     RuntimeSettings {
+        enabled: cfg.runtime.enabled,
         runtime_id: runtime_id(cfg),
         executor_version: cfg.executor_version.clone(),
         pool: PoolSettings {
@@ -66,6 +67,11 @@ pub fn runtime_settings(cfg: &ExecutorConfig) -> RuntimeSettings {
         batch: cfg.batch_policy(),
         heartbeat_enabled: cfg.heartbeat.enabled,
         heartbeat_interval: cfg.heartbeat.interval,
+        heartbeat_timeout: cfg.heartbeat.send_timeout.then_some(cfg.heartbeat.timeout),
+        reconnect_initial: cfg.engine.reconnect_initial,
+        reconnect_max: cfg.engine.reconnect_max_delay,
+        reconnect_max_retries: cfg.engine.reconnect_max_retries,
+        metrics_endpoint: cfg.metrics.prometheus_enabled,
         http_addr,
         ..RuntimeSettings::default()
     }
