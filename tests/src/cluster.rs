@@ -178,6 +178,11 @@ impl Executor {
         Ok(body)
     }
 
+    /// GET `path` on the health port (e.g. `/health/ready`): the status and the body.
+    pub fn health_get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        self.health.get(path)
+    }
+
     /// From `/health`: how many tasks of `executor_type` run now, and the declared maximum.
     pub fn active_tasks(&self, executor_type: &str) -> anyhow::Result<(u64, u64)> {
         let h = self.health()?;

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod process;
 pub mod procstat;
 pub mod prometheus;
+pub mod proxy;
 pub mod wait;
 pub mod workload;
 
