@@ -5,8 +5,11 @@
 //! `grpc.advertised-host`, and a `grpc.host` that does not resolve stops the executor at start
 //! with an error naming the key.
 
-use std::path::{Path, PathBuf};
+mod certs;
+
 use std::time::{Duration, Instant};
+
+use certs::{Ca, ca, leaf, write};
 
 use gamelan::config::{EngineConfig, EngineGrpcTls, ExecutorConfig, GrpcDelivery, Secret};
 use gamelan::engine::EngineSettings;
@@ -17,45 +20,10 @@ use gamelan::wiring::{self, engine::EngineOptions};
 use gamelan_grpc::proto::dispatcher::ExecutionRequest;
 use gamelan_grpc::proto::dispatcher::executor_client::ExecutorClient;
 use gamelan_ports::{EngineService, SubmitRequest, TaskState, TokenSource};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 const SECRET: &str = "engine-and-executors-share-this";
 const ISSUER: &str = "gamelan-executor";
-
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        pem: cert.pem(),
-        issuer: Issuer::new(params, key),
-    }
-}
-
-/// A certificate for localhost and 127.0.0.1 signed by `ca`: (cert PEM, key PEM).
-fn leaf(ca: &Ca) -> (String, String) {
-    let params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
-fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, pem).unwrap();
-    p
-}
 
 /// An engine whose JWT secret both checks executors and signs its push calls; with `tls`,
 /// its extra gRPC port serves mutual TLS and its push calls present the same certificate.
@@ -228,7 +196,7 @@ fn mutual_tls_push_works_and_a_foreign_client_certificate_is_refused() {
     let org = ca("org-ca");
     let rogue = ca("rogue-ca");
     let ca_path = write(dir.path(), "org-ca.crt", &org.pem);
-    let (ecert, ekey) = leaf(&org);
+    let (ecert, ekey) = leaf_local(&org);
     let e = engine(Some(EngineGrpcTls {
         use_ssl: true,
         certificate_path: Some(write(dir.path(), "engine.crt", &ecert)),
@@ -236,7 +204,7 @@ fn mutual_tls_push_works_and_a_foreign_client_certificate_is_refused() {
         ca_certificate_path: Some(ca_path.clone()),
     }));
     let mut cfg = push_cfg(&e, "push-mtls");
-    let (xcert, xkey) = leaf(&org);
+    let (xcert, xkey) = leaf_local(&org);
     cfg.grpc.engine_url = Some(
         format!("https://localhost:{}", e.grpc_addr.unwrap().port())
             .parse()
@@ -259,10 +227,13 @@ fn mutual_tls_push_works_and_a_foreign_client_certificate_is_refused() {
         c
     };
     // A certificate from the executor's CA passes TLS; the call then needs the token.
-    let ours = raw_execute(&ep, Some(client(Some(leaf(&org)))), None).unwrap_err();
+    let ours = raw_execute(&ep, Some(client(Some(leaf_local(&org)))), None).unwrap_err();
     assert!(ours.starts_with("Unauthenticated"), "{ours}");
     // A certificate from another CA, or none, never reaches the service.
-    for (what, identity) in [("foreign CA", Some(leaf(&rogue))), ("no certificate", None)] {
+    for (what, identity) in [
+        ("foreign CA", Some(leaf_local(&rogue))),
+        ("no certificate", None),
+    ] {
         let err = raw_execute(&ep, Some(client(identity)), Some(token(SECRET))).expect_err(what);
         eprintln!("{what}: {err}");
         assert!(!err.starts_with("Unauthenticated"), "{what}: {err}");
@@ -270,7 +241,7 @@ fn mutual_tls_push_works_and_a_foreign_client_certificate_is_refused() {
 
     // An engine presenting a certificate from a foreign CA (with a valid token) is refused:
     // its push fails, the task goes back to its queue and never completes.
-    let (rcert, rkey) = leaf(&rogue);
+    let (rcert, rkey) = leaf_local(&rogue);
     let foreign = engine_with_push_tls(EngineGrpcTls {
         use_ssl: true,
         certificate_path: Some(write(dir.path(), "rogue.crt", &rcert)),
@@ -359,4 +330,9 @@ fn a_grpc_host_that_does_not_resolve_stops_the_executor_at_start() {
     assert!(err.contains("gamelan.executor.grpc.host"), "{err}");
     assert!(err.contains("no-such-host.invalid"), "{err}");
     e.shutdown();
+}
+
+/// A certificate for localhost and 127.0.0.1 signed by `ca`: (cert PEM, key PEM).
+fn leaf_local(ca: &Ca) -> (String, String) {
+    leaf(ca, &["localhost", "127.0.0.1"])
 }

@@ -3,9 +3,13 @@
 //! admits a client certified by the configured CA and refuses one without a certificate or
 //! with one from another CA, with an error saying so.
 
-use std::path::{Path, PathBuf};
+mod certs;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+use certs::{Ca, ca, leaf, write};
 
 use gamelan::config::{EngineConfig, EngineGrpcTls, ExecutorConfig};
 use gamelan::engine::EngineSettings;
@@ -13,41 +17,6 @@ use gamelan::executors::Echo;
 use gamelan::sdk::{CommunicationType, Declared, ExecutorMetadata};
 use gamelan::wiring::{self, engine::EngineOptions};
 use gamelan_ports::{AllowAll, EngineService, NoToken, SubmitRequest, TaskState};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        pem: cert.pem(),
-        issuer: Issuer::new(params, key),
-    }
-}
-
-/// A leaf certificate signed by `ca`; returns (cert PEM, key PEM).
-fn leaf(ca: &Ca, names: &[&str]) -> (String, String) {
-    let params =
-        CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
-fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, pem).unwrap();
-    p
-}
 
 fn engine(dir: &Path, server_ca: &Ca, client_ca: Option<&Ca>) -> wiring::EngineProcess {
     let (cert, key) = leaf(server_ca, &["localhost", "127.0.0.1"]);
