@@ -10,7 +10,7 @@ use gamelan_ports::EngineError;
 use crate::wire::ErrorBody;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ApiError {
+pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,

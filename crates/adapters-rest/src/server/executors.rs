@@ -6,38 +6,22 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::StatusCode;
 use gamelan_ports::domain::Task;
-use gamelan_ports::domain::TaskResult;
 use gamelan_ports::{
     EngineError, EngineService, EngineStatistics, ExecutorView, PolledTask, Registered,
 };
-use serde::Deserialize;
 
+use super::decode::{self, PollManyQuery, PollQuery, ResultBatch, Slot};
 use super::error::ApiError;
-use super::extract::{
-    ApiPath, ApiQuery, JsonBody, OptionalJsonBody, RawBody, decode_json, decode_value,
-};
-use super::object::Object;
+use super::extract::{ApiPath, ApiQuery, RawBody};
 use super::{Shared, engine_call, long_poll_permit};
-use crate::wire::{ExecutorInfo, HeartbeatBody, Outcome, ResultAnswer};
+use crate::wire::{Outcome, ResultAnswer};
 use axum::extract::State;
-
-/// Tasks per poll when the client does not say.
-const DEFAULT_POLL_MAX: usize = 10;
-/// Upper bound on tasks per poll, whatever the client asks.
-const POLL_MAX_LIMIT: usize = 10_000;
-/// Upper bound on executors one poll may cover.
-const POLL_MAX_EXECUTORS: usize = 256;
 
 pub(crate) async fn register(
     State(state): State<Shared>,
-    JsonBody(info): JsonBody<ExecutorInfo>,
+    RawBody(bytes): RawBody,
 ) -> Result<Json<Registered>, ApiError> {
-    let registration = info.into_registration().map_err(|e| {
-        ApiError::bad_request(
-            "invalid_field",
-            format!("field '{}': {}", e.field, e.problem),
-        )
-    })?;
+    let registration = decode::registration(&bytes)?;
     let engine = state.engine.clone();
     let registered = engine_call(&state, move || engine.register(registration)).await??;
     Ok(Json(registered))
@@ -46,10 +30,11 @@ pub(crate) async fn register(
 pub(crate) async fn heartbeat(
     State(state): State<Shared>,
     ApiPath(id): ApiPath<String>,
-    OptionalJsonBody(body): OptionalJsonBody<HeartbeatBody>,
+    RawBody(bytes): RawBody,
 ) -> Result<StatusCode, ApiError> {
+    let heartbeat = decode::heartbeat(&bytes, id)?;
     let engine = state.engine.clone();
-    engine_call(&state, move || engine.heartbeat(&body.into_heartbeat(id))).await??;
+    engine_call(&state, move || engine.heartbeat(&heartbeat)).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -77,22 +62,6 @@ pub(crate) async fn statistics(State(state): State<Shared>) -> Json<EngineStatis
     Json(state.engine.statistics())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct PollQuery {
-    max: Option<u64>,
-    wait_ms: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct PollManyQuery {
-    /// Comma-separated executor ids.
-    executor_ids: String,
-    max: Option<u64>,
-    wait_ms: Option<u64>,
-}
-
 /// Long poll for one executor.
 pub(crate) async fn poll(
     State(state): State<Shared>,
@@ -117,30 +86,7 @@ pub(crate) async fn poll_many(
     State(state): State<Shared>,
     ApiQuery(query): ApiQuery<PollManyQuery>,
 ) -> Result<Json<Vec<PolledTask>>, ApiError> {
-    let ids: Vec<String> = query
-        .executor_ids
-        .split(',')
-        .map(str::trim)
-        .map(str::to_owned)
-        .collect();
-    if ids.iter().any(String::is_empty) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!(
-                "executorIds must be a comma-separated list of executor ids, got '{}'",
-                query.executor_ids
-            ),
-        ));
-    }
-    if ids.len() > POLL_MAX_EXECUTORS {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!(
-                "executorIds names {} executors; at most {POLL_MAX_EXECUTORS} per poll",
-                ids.len()
-            ),
-        ));
-    }
+    let ids = decode::executor_ids(&query.executor_ids)?;
     let engine = state.engine.clone();
     let polled = long_poll(&state, query.max, query.wait_ms, move |max, wait| {
         engine.poll_many(&ids, max, wait)
@@ -159,9 +105,7 @@ async fn long_poll(
     wait_ms: Option<u64>,
     op: impl FnOnce(usize, Duration) -> Result<Vec<PolledTask>, EngineError> + Send + 'static,
 ) -> Result<Vec<PolledTask>, ApiError> {
-    let max = max
-        .map_or(DEFAULT_POLL_MAX, clamp_count)
-        .min(POLL_MAX_LIMIT);
+    let max = decode::poll_max(max);
     let mut wait = Duration::from_millis(wait_ms.unwrap_or(0)).min(state.settings.max_wait);
     if max == 0 {
         wait = Duration::ZERO;
@@ -189,12 +133,6 @@ async fn long_poll(
     Ok(polled?)
 }
 
-/// A count from a query (any `u64` the contract allows) as a `usize`, saturating; callers
-/// cap it far lower.
-pub(crate) fn clamp_count(n: u64) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX)
-}
-
 /// Hands back the tasks of a poll whose client left, grouped by executor.
 fn release_unclaimed(engine: &dyn EngineService, polled: Vec<PolledTask>) {
     let mut by_executor: Vec<(String, Vec<String>)> = Vec::new();
@@ -215,24 +153,13 @@ fn release_unclaimed(engine: &dyn EngineService, polled: Vec<PolledTask>) {
     }
 }
 
-/// One element of a result batch: decoded, or refused with the reason (a malformed element
-/// must not take the valid ones down with it).
-enum Slot {
-    Valid,
-    Invalid {
-        task_id: String,
-        attempt: u32,
-        message: String,
-    },
-}
-
 pub(crate) async fn results(
     State(state): State<Shared>,
     ApiPath(id): ApiPath<String>,
     RawBody(bytes): RawBody,
 ) -> Result<Json<Vec<ResultAnswer>>, ApiError> {
     state.engine.executor(&id)?;
-    let (slots, valid) = decode_results(&bytes)?;
+    let ResultBatch { slots, valid } = decode::results(&bytes)?;
     let engine = state.engine.clone();
     let ids: Vec<(String, u32)> = valid
         .iter()
@@ -296,51 +223,12 @@ pub(crate) async fn results(
     Ok(Json(answers))
 }
 
-/// Decodes a result batch: the whole body must be a JSON array; each element that is not a
-/// valid result becomes a REJECTED answer naming its problem.
-fn decode_results(bytes: &[u8]) -> Result<(Vec<Slot>, Vec<TaskResult>), ApiError> {
-    match decode_json::<Vec<Object<TaskResult>>>(bytes) {
-        Ok(results) => {
-            let slots = results.iter().map(|_| Slot::Valid).collect();
-            return Ok((slots, results.into_iter().map(|Object(r)| r).collect()));
-        }
-        Err(e) if e.code != "invalid_field" => return Err(e),
-        Err(_) => {}
-    }
-    let values: Vec<serde_json::Value> = decode_json(bytes)?;
-    let mut slots = Vec::with_capacity(values.len());
-    let mut valid = Vec::with_capacity(values.len());
-    for (index, value) in values.into_iter().enumerate() {
-        let task_id = value
-            .get("taskId")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let attempt = value
-            .get("attempt")
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|a| u32::try_from(a).ok())
-            .unwrap_or(0);
-        match decode_value::<TaskResult>(value) {
-            Ok(result) => {
-                slots.push(Slot::Valid);
-                valid.push(result);
-            }
-            Err(message) => slots.push(Slot::Invalid {
-                task_id,
-                attempt,
-                message: format!("result [{index}]: {message}"),
-            }),
-        }
-    }
-    Ok((slots, valid))
-}
-
 pub(crate) async fn release(
     State(state): State<Shared>,
     ApiPath(id): ApiPath<String>,
-    JsonBody(task_ids): JsonBody<Vec<String>>,
+    RawBody(bytes): RawBody,
 ) -> Result<StatusCode, ApiError> {
+    let task_ids = decode::task_ids(&bytes)?;
     let engine = state.engine.clone();
     engine_call(&state, move || engine.release(&id, &task_ids)).await??;
     Ok(StatusCode::NO_CONTENT)

@@ -2,23 +2,18 @@
 //! of their choosing, while every client of this API gets a JSON body naming the problem.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use super::Shared;
+use super::decode;
 use super::error::ApiError;
 use super::object::Object;
 
-/// A JSON request body decoded with the offending field's path in the error.
-pub(crate) struct JsonBody<T>(pub T);
-
-/// Like [`JsonBody`], but an empty body means `T::default()`.
-pub(crate) struct OptionalJsonBody<T>(pub T);
-
-/// The raw body, size-checked; for endpoints that decode in several steps.
+/// The raw body, size-checked; the handler decodes it with [`decode`].
 pub(crate) struct RawBody(pub Bytes);
 
 pub(crate) struct ApiPath<T>(pub T);
@@ -49,27 +44,6 @@ impl FromRequest<Shared> for RawBody {
     }
 }
 
-impl<T: DeserializeOwned> FromRequest<Shared> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &Shared) -> Result<Self, Self::Rejection> {
-        let RawBody(bytes) = RawBody::from_request(req, state).await?;
-        decode_json(&bytes).map(Self)
-    }
-}
-
-impl<T: DeserializeOwned + Default> FromRequest<Shared> for OptionalJsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &Shared) -> Result<Self, Self::Rejection> {
-        let RawBody(bytes) = RawBody::from_request(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(T::default()));
-        }
-        decode_json(&bytes).map(Self)
-    }
-}
-
 impl<T: DeserializeOwned + Send> FromRequestParts<Shared> for ApiPath<T> {
     type Rejection = ApiError;
 
@@ -89,12 +63,9 @@ impl<T: DeserializeOwned> FromRequestParts<Shared> for ApiQuery<T> {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &Shared,
+        _state: &Shared,
     ) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| Self(v))
-            .map_err(|r| ApiError::bad_request("invalid_query", r.body_text()))
+        decode::query(&parts.uri).map(Self)
     }
 }
 

@@ -7,6 +7,7 @@
 //! tonic's routes (which bring one).
 
 mod auth;
+pub mod decode;
 mod error;
 mod executors;
 mod extract;
