@@ -3,7 +3,7 @@
 //! messages of every kind and mutates from there:
 //!
 //! ```text
-//! cargo run -p gamelan --example fuzz_seeds -- fuzz/seeds
+//! cargo run -p gamelan --example fuzz_seeds --features grpc,kafka,rest -- fuzz/seeds
 //! ```
 //!
 //! The seeds are committed; rerun this when a wire format changes.
@@ -19,7 +19,8 @@ use gamelan_grpc::convert::{
 };
 use gamelan_grpc::proto::v1::{EngineMessage, ExecutorMessage, engine_message, executor_message};
 use gamelan_kafka::messages::{ExecutorRecord, encode_result, encode_task};
-use gamelan_ports::{HealthStatus, Heartbeat, Registration, TokenSource};
+use gamelan_ports::{HealthStatus, Heartbeat, Registration, SubmitRequest, TokenSource};
+use gamelan_rest::wire::{ExecutorInfo, HeartbeatBody};
 use prost::Message;
 use serde_json::json;
 
@@ -165,6 +166,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     s.add(r#"{"runId":"r","nodeId":"n","attempt":1,"token":"t","context":{},"targetExecutor":"echo"}"#)?;
     s.add(r#"{"taskId":"r:n:1","runId":"r","nodeId":"n","attempt":1,"status":"FAILED"}"#)?;
     s.add(r#"{"at":"2023-11-14T22:13:20.123Z","completedAt":1700000000.5}"#)?;
+
+    let mut s = Seeds::new(&root, "http_json_bodies")?;
+    s.add(serde_json::to_vec(&ExecutorInfo::from_registration(
+        &registration(),
+        Duration::from_secs(30),
+    ))?)?;
+    s.add(serde_json::to_vec(&HeartbeatBody::from_heartbeat(
+        &heartbeat(),
+    ))?)?;
+    s.add(serde_json::to_vec(&results())?)?;
+    s.add(r#"[{"taskId":"r:n:1","attempt":1,"status":"RUNNING"},[]]"#)?;
+    s.add(r#"["run-1:validate:1","order-7:tax:3"]"#)?;
+    let submit = SubmitRequest {
+        executor_type: Some("echo".into()),
+        run_id: Some("order-7".into()),
+        node_id: Some("tax".into()),
+        max_attempts: Some(3),
+        ..SubmitRequest::default()
+    };
+    s.add(serde_json::to_vec(&submit)?)?;
+    s.add(serde_json::to_vec(&vec![submit.clone(), submit])?)?;
+    s.add("max=5&waitMs=100")?;
+    s.add("executorIds=rt1-tax,rt1-vat&max=3&waitMs=0")?;
+    s.add("after=10&max=18446744073709551615&waitMs=250")?;
 
     let mut s = Seeds::new(&root, "config_loader")?;
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
