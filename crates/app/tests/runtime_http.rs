@@ -8,9 +8,23 @@ use std::time::Duration;
 
 use gamelan::executors::{CalculateTax, Fault};
 use gamelan::runtime::local::LocalEngine;
-use gamelan::runtime::{Runtime, RuntimeSettings};
+use gamelan::runtime::{Runtime, RuntimeHandle, RuntimeSettings};
 use gamelan::sdk::{CommunicationType, Declared, ExecutorMetadata, Task};
 use serde_json::{Value, json};
+
+/// A runtime hosting only `calculate-tax` over `engine`, with an HTTP port in `settings`.
+fn start_tax(engine: &LocalEngine, settings: RuntimeSettings) -> RuntimeHandle {
+    Runtime::builder()
+        .discover(false)
+        .settings(settings)
+        .transport(CommunicationType::Local, engine.transport())
+        .executor(Declared::new(
+            CalculateTax,
+            ExecutorMetadata::new("calculate-tax"),
+        ))
+        .start()
+        .unwrap()
+}
 
 fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -156,16 +170,7 @@ fn metrics_can_be_turned_off_and_the_probes_stay() {
         metrics_endpoint: false,
         ..RuntimeSettings::default()
     };
-    let h = Runtime::builder()
-        .discover(false)
-        .settings(settings)
-        .transport(CommunicationType::Local, engine.transport())
-        .executor(Declared::new(
-            CalculateTax,
-            ExecutorMetadata::new("calculate-tax"),
-        ))
-        .start()
-        .unwrap();
+    let h = start_tax(&engine, settings);
     let addr = h.http_addr().expect("http port bound");
     assert!(h.wait_ready(Duration::from_secs(20)));
     for path in ["/metrics", "/q/metrics"] {
@@ -200,16 +205,7 @@ fn a_runtime_that_gave_up_reconnecting_is_live_but_never_ready() {
         reconnect_max_retries: Some(2),
         ..RuntimeSettings::default()
     };
-    let h = Runtime::builder()
-        .discover(false)
-        .settings(settings)
-        .transport(CommunicationType::Local, engine.transport())
-        .executor(Declared::new(
-            CalculateTax,
-            ExecutorMetadata::new("calculate-tax"),
-        ))
-        .start()
-        .unwrap();
+    let h = start_tax(&engine, settings);
     let addr = h.http_addr().expect("http port bound");
     assert!(h.wait_gave_up(Duration::from_secs(20)));
     engine.set_down(false);
