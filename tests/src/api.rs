@@ -93,6 +93,24 @@ pub struct Completions {
     pub repeated: Vec<String>,
 }
 
+impl Completions {
+    /// Panics unless exactly `expected` tasks finished, each reported once and COMPLETED.
+    pub fn assert_each_completed_once(&self, expected: usize) {
+        assert_eq!(self.by_key.len(), expected, "tasks finished");
+        assert!(
+            self.repeated.is_empty(),
+            "reported final more than once: {:?}",
+            self.repeated
+        );
+        let not_completed: Vec<_> = self
+            .by_key
+            .values()
+            .filter(|v| v.status != "COMPLETED")
+            .collect();
+        assert!(not_completed.is_empty(), "not completed: {not_completed:?}");
+    }
+}
+
 pub struct Api {
     agent: ureq::Agent,
     base: String,

@@ -43,18 +43,7 @@ fn tasks_of_a_killed_executor_complete_on_the_other_exactly_once() {
         let done = engine
             .api
             .await_completions(&submitted, Duration::from_secs(60))?;
-        assert_eq!(done.by_key.len(), TASKS);
-        assert!(
-            done.repeated.is_empty(),
-            "reported twice: {:?}",
-            done.repeated
-        );
-        let not_completed: Vec<_> = done
-            .by_key
-            .values()
-            .filter(|v| v.status != "COMPLETED")
-            .collect();
-        assert!(not_completed.is_empty(), "{not_completed:?}");
+        done.assert_each_completed_once(TASKS);
         let moved: Vec<_> = done.by_key.values().filter(|v| v.attempt > 1).collect();
         assert!(
             !moved.is_empty(),

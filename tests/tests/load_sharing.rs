@@ -93,18 +93,7 @@ fn two_executors_share_load(transport: &str) -> anyhow::Result<()> {
     let peaks = peaks.into_inner().expect("peaks");
     eprintln!("{transport}: {peaks:?}");
 
-    assert_eq!(done.by_key.len(), TASKS);
-    assert!(
-        done.repeated.is_empty(),
-        "reported twice: {:?}",
-        done.repeated
-    );
-    let failed: Vec<_> = done
-        .by_key
-        .values()
-        .filter(|v| v.status != "COMPLETED")
-        .collect();
-    assert!(failed.is_empty(), "not completed: {failed:?}");
+    done.assert_each_completed_once(TASKS);
     let mut by_executor: HashMap<&str, usize> = HashMap::new();
     for v in done.by_key.values() {
         *by_executor

@@ -143,18 +143,7 @@ fn partition(transport: &str, cut: Mode) -> anyhow::Result<()> {
     )?;
     let recovered_in = restored.elapsed();
     let done = engine.api.await_completions(&submitted, RECOVERY)?;
-    assert_eq!(done.by_key.len(), TASKS);
-    assert!(
-        done.repeated.is_empty(),
-        "reported final more than once: {:?}",
-        done.repeated
-    );
-    let not_completed: Vec<_> = done
-        .by_key
-        .values()
-        .filter(|v| v.status != "COMPLETED")
-        .collect();
-    assert!(not_completed.is_empty(), "{not_completed:?}");
+    done.assert_each_completed_once(TASKS);
     let stats = engine.api.statistics()?;
     assert_eq!(stats.tasks_completed, TASKS as u64, "{stats:?}");
     assert_eq!(stats.tasks_failed, 0, "{stats:?}");
